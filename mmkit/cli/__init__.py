@@ -1,0 +1,118 @@
+"""The `mmkit` command group: global options, lazy sub-command loading, error → exit code.
+
+Each sub-command lives in its own module and is imported only when it runs, so a pipe stage
+starts fast. Modules here stay thin: parse options, build objects from the core, loop, print.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from dataclasses import dataclass
+
+import click
+
+from mmkit.errors import EXIT_RUNTIME, EXIT_USAGE, MmkitError
+
+# name → (module, attribute, one-line summary shown by `mmkit --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "config": ("mmkit.cli.config_cmd", "config", "Check or show the effective configuration."),
+    "time": ("mmkit.cli.account", "time_cmd", "Venue time and the local clock offset."),
+    "balance": ("mmkit.cli.account", "balance", "Balances per asset."),
+    "position": ("mmkit.cli.account", "position", "Open positions (all symbols with --all)."),
+    "account": ("mmkit.cli.account", "account", "Account totals and leverage brackets."),
+    "symbol": ("mmkit.cli.account", "symbol", "A symbol's trading constraints."),
+    "exchange": ("mmkit.cli.exchange", "exchange", "The local Binance-compatible venue."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            return _unavailable(name, COMMANDS[name][2])
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _unavailable(name: str, summary: str) -> click.Command:
+    @click.command(name, help=summary + " (not available in this build)",
+                   context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def stub(args: tuple[str, ...]) -> None:
+        raise click.UsageError(f"'{name}' is not available in this build of mmkit")
+
+    return stub
+
+
+@dataclass
+class GlobalOptions:
+    config_path: str | None
+    venue: str | None
+    base_url: str | None
+    ws_url: str | None
+    verbose: int
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="FILE", envvar="MMKIT_CONFIG",
+              help="YAML config (default: configs/config.yaml when present).")
+@click.option("--venue", type=click.Choice(["live", "testnet", "sim"]), default=None,
+              help="Which venue's URLs to use (default from config; sim = local simulator).")
+@click.option("--base-url", metavar="URL", help="REST base URL, overriding --venue.")
+@click.option("--ws-url", metavar="URL", help="WebSocket base URL, overriding --venue.")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.version_option(package_name="mmkit")
+@click.pass_context
+def cli(ctx: click.Context, config_path, venue, base_url, ws_url, verbose) -> None:
+    """mmkit: market making on Binance USDⓈ-M futures, with a local venue to practise on.
+
+    \b
+    Examples:
+      mmkit exchange serve                   # a local Binance-compatible venue
+      mmkit --venue sim balance --table      # ask it what the account holds
+      mmkit --venue sim symbol ETHUSDC       # tick, step and filters of a symbol
+
+    Data goes to stdout as JSON lines (--table for humans); logs go to stderr.
+    Exit codes: 0 ok, 1 runtime failure, 2 usage or config error, 3 exchange rejected,
+    4 network.
+    """
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.WARNING - 10 * min(verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = GlobalOptions(config_path, venue, base_url, ws_url, verbose)
+
+
+def main() -> None:
+    """Entry point: run the group and turn every expected error into one line and an exit code."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(EXIT_RUNTIME)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
+    except MmkitError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(0)
