@@ -74,6 +74,13 @@ class Connection:
     reason: str = ""
 
 
+@dataclass(slots=True)
+class _Ended:
+    """Queued by a reader when its connection ends."""
+
+    reason: str
+
+
 @dataclass
 class Backoff:
     """Exponential backoff with full jitter: the n-th wait is uniform in [0, min(cap, base·2ⁿ)]."""
@@ -152,9 +159,9 @@ class StreamClient:
                 except TimeoutError:
                     if pending is None and self._clock() - born >= self.max_age:
                         continue  # time to rotate, not silence
-                    conn_id, raw = current, f"no message for {self.silence_timeout:.0f}s"
+                    conn_id, raw = current, _Ended(f"no message for {self.silence_timeout:.0f}s")
                     self._close(current)
-                if isinstance(raw, str):  # a connection ended: raw is the reason
+                if isinstance(raw, _Ended):
                     if conn_id != current:
                         continue
                     if pending is not None:  # the rotation target takes over at once
@@ -163,7 +170,7 @@ class StreamClient:
                     self.reconnects += 1
                     current, born = await self._open(), self._clock()
                     self._last_keys.clear()
-                    yield Connection(self.url, self.reconnects, gap=True, reason=raw)
+                    yield Connection(self.url, self.reconnects, gap=True, reason=raw.reason)
                     continue
                 if conn_id == pending:
                     self._close(current)
@@ -236,7 +243,7 @@ class StreamClient:
         finally:
             with contextlib.suppress(Exception):
                 await ws.close()
-            self._queue.put_nowait((conn_id, reason))
+            self._queue.put_nowait((conn_id, _Ended(reason)))
 
     def _close(self, conn_id: int) -> None:
         task = self._readers.pop(conn_id, None)
