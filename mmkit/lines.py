@@ -1,0 +1,58 @@
+"""The schema of every JSON line mmkit writes, as data: tests check docs/streams.md's
+examples and real command output against it, so the docs cannot drift from the code.
+
+A field spec is a type or a tuple of types; `Optional` fields may be absent. Decimal values
+are strings; ids and times are integers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEC = str  # a decimal as a string, exactly as the venue sent it
+INT = int
+BOOL = bool
+NONE = type(None)
+
+COMMON = {"type": str, "symbol": (str, NONE), "ts": INT}
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "order": {
+        "orderId": INT, "clientOrderId": str, "side": str, "orderType": str,
+        "timeInForce": str, "price": DEC, "qty": DEC, "executedQty": DEC, "avgPrice": DEC,
+        "status": str, "execType": str, "reduceOnly": BOOL, "expireReason": INT,
+    },
+    "fill": {
+        "tradeId": INT, "orderId": INT, "clientOrderId": str, "side": str, "price": DEC,
+        "qty": DEC, "maker": BOOL, "commission": DEC, "commissionAsset": str,
+        "realizedPnl": DEC, "source": str,
+    },
+    "position": {
+        "qty": DEC, "entryPrice": DEC, "breakEvenPrice": DEC, "unrealizedPnl": DEC,
+        "accumulatedRealized": DEC, "marginType": str, "positionSide": str, "reason": str,
+    },
+    "balance": {
+        "asset": str, "walletBalance": DEC, "crossWalletBalance": DEC, "balanceChange": DEC,
+        "reason": str,
+    },
+}
+
+
+def check_line(line: dict[str, Any]) -> list[str]:
+    """Problems with a line against its schema (empty when it conforms)."""
+    kind = line.get("type")
+    if kind not in SCHEMAS:
+        return [f"unknown line type {kind!r}"]
+    problems = []
+    for name, spec in {**COMMON, **SCHEMAS[kind]}.items():
+        if name not in line:
+            problems.append(f"{kind}.{name}: missing")
+        elif not isinstance(line[name], spec) or (spec is INT and isinstance(line[name], bool)):
+            problems.append(f"{kind}.{name}: {type(line[name]).__name__} is not {_name(spec)}")
+    return problems
+
+
+def _name(spec: Any) -> str:
+    if isinstance(spec, tuple):
+        return " or ".join(_name(s) for s in spec)
+    return "null" if spec is NONE else spec.__name__
