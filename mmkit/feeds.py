@@ -1,0 +1,186 @@
+"""Market-data feeds: the live local book (stream + snapshot + BookSync) and trades, as the
+`book` and `trade` lines of docs/streams.md.
+
+This is shell code (it does I/O); the book and the sync rules are the pure `mmkit.book`.
+A `DepthFeed` needs a snapshot fetcher (`async (symbol, limit) -> dict`, the REST depth
+body) and a stream URL; it re-snapshots on every break the sync reports and after every
+reconnect with a gap, tagging requests so a late reply never lands on a newer book.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from mmkit.binance.ws import Connection, StreamClient, StreamMessage
+from mmkit.book import BookSync, DepthDecoder, OrderBook
+from mmkit.symbols import SymbolSpec
+
+log = logging.getLogger("mmkit.feeds")
+
+SnapshotFetcher = Callable[[str, int], Awaitable[dict[str, Any]]]
+Emit = dict[str, Any]
+
+
+class BookLines:
+    """Builds `book` lines from an OrderBook, with prices and sizes as decimal strings."""
+
+    def __init__(self, spec: SymbolSpec, levels: int = 20):
+        self.spec = spec
+        self.levels = levels
+        self._stat_places = Decimal(1).scaleb(-(spec.price_decimals + 2))
+
+    def line(self, book: OrderBook, update_id: int | None, ts: int, recv_ts: int,
+             stale: bool) -> Emit:
+        spec = self.spec
+        best = book.bbo()
+        line: Emit = {
+            "type": "book", "symbol": spec.symbol, "ts": ts, "recvTs": recv_ts,
+            "updateId": update_id, "stale": stale,
+            "bids": [[spec.price_str(p), spec.qty_str(q)] for p, q in book.top_bids(self.levels)],
+            "asks": [[spec.price_str(p), spec.qty_str(q)] for p, q in book.top_asks(self.levels)],
+            "bestBid": None, "bestAsk": None, "mid": None, "microprice": None,
+            "spreadTicks": None, "imbalance": None,
+        }
+        if best is not None:
+            bid, _, ask, _ = best
+            line.update(
+                bestBid=spec.price_str(bid), bestAsk=spec.price_str(ask),
+                mid=self._price(book.mid()), microprice=self._price(book.microprice()),
+                spreadTicks=book.spread(), imbalance=_ratio(book.imbalance()),
+            )
+        return line
+
+    def _price(self, ticks: Fraction | None) -> str | None:
+        if ticks is None:
+            return None
+        value = Decimal(ticks.numerator) / Decimal(ticks.denominator) * self.spec.tick_size
+        return str(value.quantize(self._stat_places).normalize())
+
+
+def _ratio(value: Fraction | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def trade_line(spec: SymbolSpec, data: dict[str, Any]) -> Emit:
+    """An `aggTrade` (or raw `trade`) payload as a `trade` line; `side` is the aggressor."""
+    return {
+        "type": "trade", "symbol": data["s"], "ts": int(data.get("T") or data["E"]),
+        "tradeId": int(data.get("a", data.get("t", 0))),
+        "price": data["p"], "qty": data["q"],
+        "side": "SELL" if data.get("m") else "BUY",
+        "firstTradeId": int(data.get("f", data.get("t", 0))),
+        "lastTradeId": int(data.get("l", data.get("t", 0))),
+    }
+
+
+class DepthFeed:
+    """One symbol's synced book from a diff-depth stream, yielding `book` lines.
+
+    `every_ms` > 0 emits at most one line per interval (the latest book); 0 emits on every
+    change. A `book` line with `stale: true` is emitted when nothing arrived for `stale_ms`,
+    and `book_resync` events are logged (and counted in `resyncs`).
+    """
+
+    def __init__(self, spec: SymbolSpec, stream: StreamClient, fetch_snapshot: SnapshotFetcher,
+                 *, levels: int = 20, every_ms: int = 0, stale_ms: int = 5000,
+                 snapshot_limit: int = 1000, on_raw: Callable[[str, Any, int], None] | None = None,
+                 wall_ms: Callable[[], int] | None = None):
+        self.spec = spec
+        self.stream = stream
+        self.fetch_snapshot = fetch_snapshot
+        self.sync = BookSync()
+        self.decoder = DepthDecoder(spec)
+        self.lines = BookLines(spec, levels)
+        self.every_ms = every_ms
+        self.stale_ms = stale_ms
+        self.snapshot_limit = snapshot_limit
+        self.on_raw = on_raw
+        self.resyncs = 0
+        self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
+        self._latest_request = 0
+        self._snapshot_task: asyncio.Task | None = None
+        self._last_emit = 0
+        self._last_ts = 0
+
+    async def lines_out(self) -> AsyncIterator[Emit]:
+        messages = self.stream.messages()
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(anext(messages), self.stale_ms / 1000)
+                except TimeoutError:
+                    yield self._book_line(self._wall_ms(), stale=True)
+                    continue
+                line = self._handle(item)
+                if line is not None:
+                    yield line
+        finally:
+            if self._snapshot_task:
+                self._snapshot_task.cancel()
+            await messages.aclose()
+
+    def _handle(self, item: StreamMessage | Connection) -> Emit | None:
+        if isinstance(item, Connection):
+            if item.gap:
+                self._resync(f"reconnected: {item.reason}")
+            else:
+                self._request_snapshot()
+            return None
+        data = item.data
+        if self.on_raw:
+            self.on_raw("diff", data, item.recv_ms)
+        if data.get("e") != "depthUpdate":
+            return None
+        resync = self.sync.on_diff(self.decoder.diff(data), item.recv_ms)
+        if resync is not None:
+            self._resync(resync.reason, resync)
+            return None
+        self._last_ts = int(data["E"])
+        if not self.sync.synced or not self._due(item.recv_ms):
+            return None
+        return self._book_line(item.recv_ms, stale=False)
+
+    def _due(self, now: int) -> bool:
+        if self.every_ms <= 0:
+            return True
+        if now - self._last_emit >= self.every_ms:
+            self._last_emit = now
+            return True
+        return False
+
+    def _book_line(self, recv_ms: int, stale: bool) -> Emit:
+        stale = stale or self.sync.is_stale(recv_ms, self.stale_ms)
+        return self.lines.line(self.sync.book, self.sync.last_update_id,
+                               self._last_ts or recv_ms, recv_ms, stale)
+
+    def _resync(self, reason: str, resync=None) -> None:
+        self.resyncs += 1
+        detail = (f" (expected pu {resync.expected_pu}, got {resync.got_pu})"
+                  if resync is not None and resync.got_pu is not None else "")
+        log.warning("book_resync symbol=%s reason=%s%s", self.spec.symbol, reason, detail)
+        self._request_snapshot()
+
+    def _request_snapshot(self) -> None:
+        request = self._latest_request = self.sync.request_snapshot()
+        self._snapshot_task = asyncio.create_task(self._load_snapshot(request))
+
+    async def _load_snapshot(self, request: int) -> None:
+        try:
+            body = await self.fetch_snapshot(self.spec.symbol, self.snapshot_limit)
+        except Exception as exc:  # the next diff or reconnect asks again
+            log.warning("book snapshot failed: %s", exc)
+            await asyncio.sleep(1)
+            if request == self._latest_request:
+                self._request_snapshot()
+            return
+        if self.on_raw:
+            self.on_raw("snapshot", body, self._wall_ms())
+        resync = self.sync.on_snapshot(request, self.decoder.snapshot(body), self._wall_ms())
+        if resync is not None:
+            self._resync(resync.reason, resync)
