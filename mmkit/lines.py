@@ -17,6 +17,15 @@ NONE = type(None)
 COMMON = {"type": str, "symbol": (str, NONE), "ts": INT}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
+    "book": {
+        "recvTs": INT, "updateId": (INT, NONE), "stale": BOOL, "bids": list, "asks": list,
+        "bestBid": (DEC, NONE), "bestAsk": (DEC, NONE), "mid": (DEC, NONE),
+        "microprice": (DEC, NONE), "spreadTicks": (INT, NONE), "imbalance": (float, NONE),
+    },
+    "trade": {
+        "tradeId": INT, "price": DEC, "qty": DEC, "side": str, "firstTradeId": INT,
+        "lastTradeId": INT,
+    },
     "order": {
         "orderId": INT, "clientOrderId": str, "side": str, "orderType": str,
         "timeInForce": str, "price": DEC, "qty": DEC, "executedQty": DEC, "avgPrice": DEC,
