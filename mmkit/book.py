@@ -67,6 +67,8 @@ class DecimalUnits(dict):
         if not (digits.isascii() and digits.isdigit()):
             return self._fallback(text)
         shift = self._decimals - len(fraction)
+        if not shift and self._scaled_unit == 1:
+            return int(digits)  # the usual wire form: as many decimals as the unit has
         numerator = int(digits) * 10 ** max(shift, 0)
         denominator = self._scaled_unit * 10 ** max(-shift, 0)
         units, remainder = divmod(numerator, denominator)
