@@ -1,0 +1,226 @@
+"""The matching engine: rules one by one, then invariants under random order flow."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mmkit.model import DepthDiff, DepthSnapshot, MarketTrade, MarkPrice
+from mmkit.sim.engine import Engine, EngineConfig, OrderRequest, OrderUpdate, Reject
+from mmkit.sim.instruments import default_specs
+
+SPECS = default_specs(["ETHUSDC"])
+SPEC = SPECS["ETHUSDC"]
+BID, ASK = SPEC.to_ticks("3000.00"), SPEC.to_ticks("3000.01")
+S = "ETHUSDC"
+
+
+def engine(queue_model: str = "risk_averse", balance: str = "100") -> Engine:
+    e = Engine(SPECS, EngineConfig(queue_model=queue_model,
+                                   balances={"USDC": Decimal(balance)}))
+    e.apply(DepthSnapshot(S, 1, 100, [(BID - i, 1000) for i in range(20)],
+                          [(ASK + i, 1000) for i in range(20)]))
+    return e
+
+
+def limit(side: str, price: int, qty: int = 10, tif: str = "GTC", **kw) -> OrderRequest:
+    return OrderRequest(S, side, "LIMIT", qty, price, tif, **kw)
+
+
+def sell_trade(price: int, qty: int, ts: int = 10, trade_id: int = 1) -> MarketTrade:
+    return MarketTrade(S, ts, trade_id, price, qty, buyer_is_maker=True)
+
+
+def test_a_new_order_joins_behind_the_displayed_quantity():
+    e = engine()
+    order, _ = e.place(2, limit("BUY", BID))
+    assert order.queue_ahead == 1000
+    e.apply(sell_trade(BID, 995))
+    assert order.executed_qty == 0 and order.queue_ahead == 5
+    e.apply(sell_trade(BID, 8, trade_id=2))
+    assert order.executed_qty == 3 and order.status == "PARTIALLY_FILLED"
+
+
+def test_a_trade_through_our_price_fills_us_completely():
+    e = engine()
+    order, _ = e.place(2, limit("BUY", BID))
+    e.apply(sell_trade(BID - 1, 1))
+    assert order.status == "FILLED"
+    fill = e.fills[-1]
+    assert fill.maker and fill.price == BID and fill.commission == Decimal("0.006")
+
+
+def test_queue_models_differ_on_cancellations():
+    averse, prob = engine("risk_averse"), engine("prob_power")
+    for e in (averse, prob):
+        e.place(2, limit("BUY", BID))  # 1000 ahead of us
+        e.apply(DepthDiff(S, 3, 3, 101, 101, 100, [(BID, 2000)], []))  # 1000 join behind
+        e.apply(DepthDiff(S, 4, 4, 102, 102, 101, [(BID, 1500)], []))  # 500 cancel somewhere
+    assert averse.open_orders()[0].queue_ahead == 1000  # always behind us
+    assert prob.open_orders()[0].queue_ahead == 750  # as likely ahead as behind
+
+
+def test_gtx_that_would_take_is_rejected_and_leaves_nothing():
+    e = engine()
+    with pytest.raises(Reject) as exc:
+        e.place(2, limit("BUY", ASK, tif="GTX"))
+    assert exc.value.code == -5022
+    assert e.open_orders() == [] and not e.orders
+
+
+def test_ioc_walks_levels_and_expires_the_rest():
+    e = engine("risk_averse", "1000000")
+    order, events = e.place(2, limit("BUY", ASK + 1, qty=2500, tif="IOC"))
+    assert order.executed_qty == 2000 and order.status == "EXPIRED" and order.expire_reason == 2
+    assert [f.price for f in e.fills] == [ASK, ASK + 1]
+    assert e.depth(S, 1).asks[0] == (ASK + 2, 1000)
+
+
+def test_fok_that_cannot_fill_is_rejected():
+    e = engine("risk_averse", "1000000")
+    with pytest.raises(Reject) as exc:
+        e.place(2, limit("BUY", ASK, qty=1001, tif="FOK"))
+    assert exc.value.code == -5021
+
+
+def test_reduce_only_must_reduce():
+    e = engine()
+    with pytest.raises(Reject) as exc:
+        e.place(2, limit("SELL", ASK + 5, reduce_only=True))
+    assert exc.value.code == -2022
+    e.place(3, limit("BUY", ASK, qty=10, tif="IOC"))
+    order, _ = e.place(4, limit("SELL", BID, qty=30, tif="IOC", reduce_only=True))
+    assert order.executed_qty == 10 and e.positions[S].amount == 0
+
+
+def test_self_trade_prevention_expires_our_maker_by_default():
+    e = engine()
+    maker, _ = e.place(2, limit("SELL", ASK))
+    taker, _ = e.place(3, limit("BUY", ASK, tif="IOC"))
+    assert maker.status == "EXPIRED_IN_MATCH" and maker.expire_reason == 1
+    assert taker.executed_qty == 10 and e.fills[-1].order_id == taker.order_id
+
+
+def test_modify_requeues_and_reports_amendment():
+    e = engine()
+    order, _ = e.place(2, limit("BUY", BID))
+    e.apply(sell_trade(BID, 600))
+    assert order.queue_ahead == 400
+    _, events = e.modify(3, S, "BUY", 20, BID, order.order_id)
+    assert isinstance(events[0], OrderUpdate) and events[0].execution_type == "AMENDMENT"
+    assert order.queue_ahead == 1000 and order.orig_qty == 20
+
+
+def test_insufficient_margin_is_refused():
+    e = engine(balance="1")
+    with pytest.raises(Reject) as exc:
+        e.place(2, limit("BUY", BID, qty=10_000))
+    assert exc.value.code == -2019
+
+
+def test_countdown_cancels_everything_when_it_lapses():
+    e = engine()
+    e.place(2, limit("BUY", BID))
+    e.set_countdown(2, S, 1000)
+    assert e.advance(1001) == [] or e.open_orders()
+    events = e.advance(1002)
+    assert e.open_orders() == []
+    assert any(isinstance(ev, OrderUpdate) and ev.execution_type == "EXPIRED" for ev in events)
+
+
+def test_funding_is_paid_at_the_funding_time():
+    e = engine()
+    e.apply(MarkPrice(S, 2, Decimal("3000"), Decimal("3000"), Decimal("0.0001"), 5000))
+    e.place(3, limit("BUY", ASK, qty=10, tif="IOC"))
+    before = e.balances["USDC"].wallet
+    e.advance(5000)
+    assert e.balances["USDC"].wallet == before - Decimal("0.003")
+    assert e.incomes[-1].income_type == "FUNDING_FEE"
+
+
+def test_round_trip_realises_the_price_difference():
+    e = engine("risk_averse", "1000")
+    e.place(2, limit("BUY", ASK, qty=100, tif="IOC"))  # 0.1 ETH at 3000.01
+    e.apply(DepthDiff(S, 3, 3, 101, 101, 100, [(ASK + 100, 50)], []))  # a bid at 3001.01
+    e.place(4, limit("SELL", ASK + 100, qty=50, tif="IOC"))
+    assert e.fills[-1].realized_pnl == Decimal("0.05")  # 1.00 × 0.05
+    assert e.positions[S].amount == 50
+
+
+# -- invariants under random flow ----------------------------------------------------------
+
+actions = st.lists(
+    st.one_of(
+        st.tuples(st.just("place"), st.sampled_from(["BUY", "SELL"]), st.integers(-8, 8),
+                  st.integers(1, 300), st.sampled_from(["GTC", "IOC", "GTX", "FOK"]),
+                  st.booleans()),
+        st.tuples(st.just("trade"), st.booleans(), st.integers(-6, 6), st.integers(1, 2000)),
+        st.tuples(st.just("depth"), st.booleans(), st.integers(-6, 6), st.integers(0, 2000)),
+        st.tuples(st.just("cancel"), st.integers(0, 50)),
+        st.tuples(st.just("modify"), st.integers(0, 50), st.integers(-8, 8), st.integers(1, 300)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(actions=actions, model=st.sampled_from(["risk_averse", "prob_power"]))
+def test_invariants_hold_under_random_flow(actions, model):
+    e = engine(model, "100000")
+    ts, update_id, trade_id = 10, 100, 1
+    mid = (BID + ASK) // 2
+    for action in actions:
+        ts += 1
+        kind = action[0]
+        try:
+            if kind == "place":
+                _, side, offset, qty, tif, reduce = action
+                e.place(ts, limit(side, mid + offset, qty, tif, reduce_only=reduce))
+            elif kind == "trade":
+                _, sell, offset, qty = action
+                trade_id += 1
+                e.apply(MarketTrade(S, ts, trade_id, mid + offset, qty, buyer_is_maker=sell))
+            elif kind == "depth":
+                _, bid_side, offset, qty = action
+                update_id += 1
+                price = mid + offset
+                best_ask = e.books[S].market.best_ask
+                best_bid = e.books[S].market.best_bid
+                if bid_side and (best_ask is None or price < best_ask):
+                    e.apply(DepthDiff(S, ts, ts, update_id, update_id, update_id - 1,
+                                      [(price, qty)], []))
+                elif not bid_side and (best_bid is None or price > best_bid):
+                    e.apply(DepthDiff(S, ts, ts, update_id, update_id, update_id - 1,
+                                      [], [(price, qty)]))
+            elif kind == "cancel":
+                opened = e.open_orders()
+                if opened:
+                    e.cancel(ts, S, opened[action[1] % len(opened)].order_id)
+            elif kind == "modify":
+                opened = e.open_orders()
+                if opened:
+                    order = opened[action[1] % len(opened)]
+                    e.modify(ts, S, order.side, action[3] + order.executed_qty,
+                             mid + action[2], order.order_id)
+        except Reject:
+            pass
+        _check_invariants(e)
+
+
+def _check_invariants(e: Engine) -> None:
+    snap = e.depth(S, 1000)
+    if snap.bids and snap.asks:
+        assert snap.bids[0][0] < snap.asks[0][0], "public book crossed"
+    for order in e.orders.values():
+        assert 0 <= order.executed_qty <= order.orig_qty
+    signed = sum(f.qty if f.side == "BUY" else -f.qty for f in e.fills)
+    assert e.positions[S].amount == signed
+    realized = sum((f.realized_pnl for f in e.fills), Decimal(0))
+    fees = sum((f.commission for f in e.fills), Decimal(0))
+    funding = sum((i.income for i in e.incomes if i.income_type == "FUNDING_FEE"), Decimal(0))
+    assert e.balances["USDC"].wallet == Decimal("100000") + realized - fees + funding
+    for order in e.open_orders():
+        assert order.queue_ahead >= 0
