@@ -916,10 +916,10 @@ class SimServer:
         streams: set[str] = set()
         combined = mode == "stream"
         if route == "private" or (mode == "ws" and rest in venue.listen_keys):
-            keys = [k for k, v in parse_qsl(ws.url.query) if k == "listenKey"] or [rest]
+            keys = [v for k, v in parse_qsl(ws.url.query) if k == "listenKey"] or [rest]
             listen_keys = {k for k in keys if k in venue.listen_keys}
-            if not listen_keys:
-                await ws.close(code=1008)
+            if keys != [""] and not listen_keys:
+                await ws.close(code=1008)  # an unknown key: Binance refuses the handshake
                 return
         elif combined:
             streams = set(filter(None, query.get("streams", "").split("/")))
@@ -985,12 +985,22 @@ class SimServer:
             sub.send(orjson.dumps({"code": 2, "msg": "Invalid request: not an object"}))
             return
         method, ident, params = message.get("method"), message.get("id"), message.get("params")
-        if not isinstance(ident, int) or ident < 0:
+        if not (isinstance(ident, str) and ident) and not (isinstance(ident, int)
+                                                             and ident >= 0):
+            # The docs say an unsigned integer; Binance's own SDK sends UUID strings.
             sub.send(orjson.dumps({"code": 2, "msg": "Invalid request: request ID must be an "
-                                                      "unsigned integer", "id": ident}))
+                                                      "unsigned integer or a string",
+                                   "id": ident}))
             return
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
             names = [p for p in params or [] if isinstance(p, str)]
+            keys = {n for n in names if n in self.venue.listen_keys}
+            if keys:  # user data by listen key over SUBSCRIBE (what Binance's SDK does)
+                names = [n for n in names if n not in keys]
+                if method == "SUBSCRIBE":
+                    sub.listen_keys |= keys
+                else:
+                    sub.listen_keys -= keys
             if method == "SUBSCRIBE":
                 if len(sub.streams) + len(names) > MAX_STREAMS:
                     sub.send(orjson.dumps({"code": 2, "msg": "Invalid request: too many "
@@ -1001,7 +1011,8 @@ class SimServer:
                 sub.streams.difference_update(names)
             sub.send(orjson.dumps({"result": None, "id": ident}))
         elif method == "LIST_SUBSCRIPTIONS":
-            sub.send(orjson.dumps({"result": sorted(sub.streams), "id": ident}))
+            names = sorted(sub.streams | sub.listen_keys)
+            sub.send(orjson.dumps({"result": names, "id": ident}))
         elif method == "SET_PROPERTY" and params and params[0] == "combined":
             sub.combined = bool(params[1]) if len(params) > 1 else sub.combined
             sub.send(orjson.dumps({"result": None, "id": ident}))
