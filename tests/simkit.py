@@ -36,3 +36,34 @@ def static_venue(*, faults: Faults | None = None, step: bool = False, seed: int 
 def serve(venue: Venue | None = None) -> ServerThread:
     """Start a simulator on 127.0.0.1:<free port>; use as a context manager."""
     return ServerThread(venue or static_venue(), "127.0.0.1", 0)
+
+
+class SignedHttp:
+    """A bare signed HTTP client for wire tests (the product's client is mmkit.binance.rest;
+    this one lets a test send exactly the bytes it wants)."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, secret: str | None = None):
+        import httpx
+
+        from mmkit.sim.venue import SIM_API_KEY, SIM_API_SECRET
+
+        self.api_key = api_key or SIM_API_KEY
+        self.secret = secret or SIM_API_SECRET
+        self.http = httpx.Client(base_url=base_url, headers={"X-MBX-APIKEY": self.api_key})
+
+    def signed(self, method: str, path: str, *, timestamp: int | None = None, **params):
+        import time
+        from urllib.parse import urlencode
+
+        from mmkit.binance.signing import hmac_signature
+
+        params["timestamp"] = timestamp if timestamp is not None else int(time.time() * 1000)
+        query = urlencode(params)
+        query += "&signature=" + hmac_signature(self.secret, query)
+        return self.http.request(method, f"{path}?{query}")
+
+    def get(self, path: str, **params):
+        return self.http.get(path, params=params)
+
+    def post(self, path: str, **params):
+        return self.http.post(path, params=params)
