@@ -99,7 +99,7 @@ def cli(ctx: click.Context, config_path, venue, base_url, ws_url, verbose) -> No
 def main() -> None:
     """Entry point: run the group and turn every expected error into one line and an exit code."""
     try:
-        cli.main(standalone_mode=False)
+        sys.exit(cli.main(standalone_mode=False) or 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
