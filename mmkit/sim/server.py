@@ -1081,25 +1081,22 @@ def _fill_row(fill, venue: Venue) -> dict:
 # -- running it ------------------------------------------------------------------------------
 
 
-class ServerThread:
-    """The venue served by uvicorn on its own thread and loop: for tests, `mmkit run`'s
-    embedded simulator and benchmarks. `port=0` picks a free port."""
+class AppThread:
+    """An ASGI app served by uvicorn on its own thread and loop; `port=0` picks a free port."""
 
-    def __init__(self, venue: Venue, host: str = "127.0.0.1", port: int = 0):
-        self.venue = venue
-        self.server = SimServer(venue)
-        config = uvicorn.Config(self.server.app, host=host, port=port, log_level="warning",
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, name: str = "mmkit-http"):
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 ws_ping_interval=180, ws_ping_timeout=600, lifespan="on")
         self.uvicorn = uvicorn.Server(config)
         self.uvicorn.install_signal_handlers = lambda: None
-        self.thread = threading.Thread(target=self.uvicorn.run, name="mmkit-sim", daemon=True)
+        self.thread = threading.Thread(target=self.uvicorn.run, name=name, daemon=True)
 
-    def start(self, timeout: float = 10.0) -> ServerThread:
+    def start(self, timeout: float = 10.0) -> AppThread:
         self.thread.start()
         deadline = time.monotonic() + timeout
         while not self.uvicorn.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the simulator did not start")
+                raise RuntimeError("the server did not start")
             time.sleep(0.01)
         return self
 
@@ -1119,8 +1116,18 @@ class ServerThread:
         self.uvicorn.should_exit = True
         self.thread.join(timeout=10)
 
-    def __enter__(self) -> ServerThread:
+    def __enter__(self) -> AppThread:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class ServerThread(AppThread):
+    """The venue served on its own thread: for tests, `mmkit run`'s embedded simulator and
+    benchmarks."""
+
+    def __init__(self, venue: Venue, host: str = "127.0.0.1", port: int = 0):
+        self.venue = venue
+        self.server = SimServer(venue)
+        super().__init__(self.server.app, host, port, name="mmkit-sim")
