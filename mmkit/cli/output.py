@@ -31,18 +31,49 @@ def emit(rows: Iterable[dict[str, Any]], table: bool = False, title: str | None 
         out.flush()
         return
     from rich.console import Console
-    from rich.table import Table
 
-    rows = list(rows)
-    grid = Table(title=title, show_lines=False)
+    console = Console(soft_wrap=False)
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:  # one table per kind of row: `account` prints totals and brackets
+        groups.setdefault(row.get("type"), []).append(row)
+    for kind, group in groups.items():
+        _print_group(console, group, title or kind)
+
+
+def _print_group(console, rows: list[dict[str, Any]], title: str | None) -> None:
+    columns = _columns(rows)
+    # headers may fold onto two lines; values may not
+    wide = sum(max(min(len(c), 9), *(len(_cell(r.get(c))) for r in rows)) + 3 for c in columns)
+    if wide <= console.width:
+        console.print(_grid(rows, columns, title))
+        return
+    for row in rows:  # too wide for the terminal: one field per line, like psql's \\x
+        name = " ".join(str(row[k]) for k in ("type", "symbol", "asset") if row.get(k))
+        console.print(_grid([{"field": k, "value": _cell(row.get(k))} for k in columns],
+                            ["field", "value"], name))
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Every key in first-seen order, without the ones that say nothing in a table: a `type`
+    all rows share, columns empty in every row, and a `ts` that is 0 in every row."""
     columns: list[str] = []
     for row in rows:
         columns += [key for key in row if key not in columns]
+    return [c for c in columns
+            if any(r.get(c) not in (None, "") for r in rows)
+            and not (c == "ts" and not any(r.get(c) for r in rows))
+            and not (c == "type" and len({r.get("type") for r in rows}) == 1)]
+
+
+def _grid(rows: list[dict[str, Any]], columns: list[str], title: str | None):
+    from rich.table import Table
+
+    grid = Table(title=title, show_lines=False)
     for column in columns:
         grid.add_column(column, overflow="fold")
     for row in rows:
         grid.add_row(*(_cell(row.get(column)) for column in columns))
-    Console(soft_wrap=False).print(grid)
+    return grid
 
 
 def _cell(value: Any) -> str:
