@@ -24,6 +24,7 @@ from mmkit.model import BookTicker, DepthDiff, DepthSnapshot, MarketTrade, MarkP
 from mmkit.sim.instruments import default_specs
 from mmkit.sim.market import (
     FUNDING_PERIOD_MS,
+    START_PRICES,
     SyntheticMarket,
     SyntheticParams,
     open_market,
@@ -324,4 +325,5 @@ def test_params_defaults_are_the_calibration(shared_data):
     spec.loader.exec_module(module)
     printed = module.params_from(module.calibrate(shared_data))
     defaults = dataclasses.asdict(SyntheticParams())
+    defaults["start_price"] = START_PRICES["ETH"]  # None: by base asset; ETH's is calibrated
     assert {key: defaults[key] for key in printed} == printed

@@ -334,6 +334,10 @@ _NEAR_TICKS = 50  # the churn "near the top" is within this many ticks of the be
 _TABLE = 4096  # quantile table size for the lognormal draws
 
 
+# First mids of the 2024-08-08 recordings: where a synthetic market of that base asset starts.
+START_PRICES = {"ETH": "2682.00", "BTC": "61436.00"}
+
+
 @dataclass(frozen=True)
 class SyntheticParams:
     """The synthetic market's parameters. Defaults: `scripts/calibrate_market.py` on the real
@@ -342,7 +346,7 @@ class SyntheticParams:
     ticks and steps, are used as they are; scale `trade_rate` and the depth down for a
     thinner market. Quantities are in steps, prices in ticks, times in ms unless named."""
 
-    start_price: str = "2682.00"  # first mid of the 08-08 recording
+    start_price: str | None = None  # None: START_PRICES by base asset (ETH: the 08-08 first mid)
     book_levels: int = 1000  # levels per side (the REST snapshot's limit)
     diff_interval_ms: int = 52  # median gap between depthUpdate events
     near_levels_per_diff: float = 8.8  # levels changed within 50 ticks of the best, per diff
@@ -435,13 +439,13 @@ class _Generator:
 
     def __init__(self, market: SyntheticMarket):
         p = self.p = market.params
-        spec = market.spec
+        spec = self.spec = market.spec
         self.symbol = spec.symbol
         self.rng = random.Random(market.seed)
         self.start_ms = market.start_ms
         self.end_ms = None if market.duration_ms is None else market.start_ms + market.duration_ms
         self.tick = spec.tick_size
-        self.fair = float(spec.round_price(Decimal(p.start_price), "BUY")) + 0.5
+        self.fair = float(spec.round_price(Decimal(start_price(p, spec)), "BUY")) + 0.5
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
         self.pending_bids: dict[int, int] = {}
@@ -698,7 +702,7 @@ class _Generator:
         ))
 
         dt = p.diff_interval_ms / 1000
-        price_ticks = float(Decimal(p.start_price) / self.tick)
+        price_ticks = float(Decimal(start_price(p, self.spec)) / self.tick)
         step_sigma = {
             False: p.vol_calm_bps * 1e-4 * price_ticks * math.sqrt(dt),
             True: p.vol_volatile_bps * 1e-4 * price_ticks * math.sqrt(dt),
@@ -787,3 +791,7 @@ class _Generator:
                 index = (mark * (1 - basis)).quantize(mark_places)
                 next_funding = (t // FUNDING_PERIOD_MS + 1) * FUNDING_PERIOD_MS
                 yield Timed(t, MarkPrice(symbol, t, mark, index, funding, next_funding))
+
+
+def start_price(params: SyntheticParams, spec: SymbolSpec) -> str:
+    return params.start_price or START_PRICES.get(spec.base_asset, START_PRICES["ETH"])
