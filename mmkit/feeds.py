@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
 from mmkit.binance.ws import Connection, StreamClient, StreamMessage
 from mmkit.book import BookSync, DepthDecoder, OrderBook
+from mmkit.errors import InputError
+from mmkit.recording import RawMessage
 from mmkit.symbols import SymbolSpec
 
 log = logging.getLogger("mmkit.feeds")
@@ -79,6 +81,22 @@ def trade_line(spec: SymbolSpec, data: dict[str, Any]) -> Emit:
     }
 
 
+class Throttle:
+    """At most one emission per `every_ms` of the given clock; 0 lets every one through."""
+
+    def __init__(self, every_ms: int = 0):
+        self.every_ms = every_ms
+        self._last = None
+
+    def due(self, now_ms: int) -> bool:
+        if self.every_ms <= 0:
+            return True
+        if self._last is None or now_ms - self._last >= self.every_ms:
+            self._last = now_ms
+            return True
+        return False
+
+
 class DepthFeed:
     """One symbol's synced book from a diff-depth stream, yielding `book` lines.
 
@@ -97,7 +115,7 @@ class DepthFeed:
         self.sync = BookSync()
         self.decoder = DepthDecoder(spec)
         self.lines = BookLines(spec, levels)
-        self.every_ms = every_ms
+        self.throttle = Throttle(every_ms)
         self.stale_ms = stale_ms
         self.snapshot_limit = snapshot_limit
         self.on_raw = on_raw
@@ -105,7 +123,6 @@ class DepthFeed:
         self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
         self._latest_request = 0
         self._snapshot_task: asyncio.Task | None = None
-        self._last_emit = 0
         self._last_ts = 0
 
     async def lines_out(self) -> AsyncIterator[Emit]:
@@ -142,17 +159,9 @@ class DepthFeed:
             self._resync(resync.reason, resync)
             return None
         self._last_ts = int(data["E"])
-        if not self.sync.synced or not self._due(item.recv_ms):
+        if not self.sync.synced or not self.throttle.due(item.recv_ms):
             return None
         return self._book_line(item.recv_ms, stale=False)
-
-    def _due(self, now: int) -> bool:
-        if self.every_ms <= 0:
-            return True
-        if now - self._last_emit >= self.every_ms:
-            self._last_emit = now
-            return True
-        return False
 
     def _book_line(self, recv_ms: int, stale: bool) -> Emit:
         stale = stale or self.sync.is_stale(recv_ms, self.stale_ms)
@@ -184,3 +193,64 @@ class DepthFeed:
         resync = self.sync.on_snapshot(request, self.decoder.snapshot(body), self._wall_ms())
         if resync is not None:
             self._resync(resync.reason, resync)
+
+
+class RecordedDepth:
+    """`book` lines (and `trade` lines when `trades`) from a recording, by the same BookSync
+    procedure as a live feed: a snapshot in the file syncs the book, each diff must continue
+    the chain, and a break logs `book_resync` and waits for the recording's next snapshot (mmkit
+    recordings hold the one the live feed fetched; hftbacktest files have only the first).
+    Messages of other symbols are skipped."""
+
+    def __init__(self, spec: SymbolSpec, *, levels: int = 20, every_ms: int = 0,
+                 stale_ms: int = 5000, trades: bool = False):
+        self.spec = spec
+        self.sync = BookSync()
+        self.decoder = DepthDecoder(spec)
+        self.book_lines = BookLines(spec, levels)
+        self.throttle = Throttle(every_ms)
+        self.stale_ms = stale_ms
+        self.trades = trades
+        self.resyncs = 0
+
+    def lines(self, messages: Iterable[RawMessage]) -> Iterator[tuple[int, Emit]]:
+        """(receive ms, line) for each line due; InputError names file:line of bad data, and
+        a recording without any snapshot (a continuation file given alone)."""
+        snapshots, where = 0, "the recording"
+        for recv, message, name, number in messages:
+            where = name
+            snapshots += "lastUpdateId" in message
+            try:
+                line = self._handle(recv, message)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InputError(f"malformed message: {exc!r}", f"{name}:{number}") from None
+            if line is not None:
+                yield recv, line
+        if not snapshots and not self.trades:
+            raise InputError("no depth snapshot in the recording, so no book (a continuation "
+                             "file needs the file before it)", where)
+
+    def _handle(self, recv: int, message: dict[str, Any]) -> Emit | None:
+        if "lastUpdateId" in message:
+            if not self.sync.synced:
+                request = self.sync.request_snapshot()
+                self.sync.on_snapshot(request, self.decoder.snapshot(message), recv)
+            return None
+        data = message["data"]
+        if data.get("s") != self.spec.symbol:
+            return None
+        kind = data.get("e")
+        if kind in ("aggTrade", "trade"):
+            return trade_line(self.spec, data) if self.trades else None
+        if kind != "depthUpdate":
+            return None
+        resync = self.sync.on_diff(self.decoder.diff(data), recv)
+        if resync is not None:
+            self.resyncs += 1
+            log.warning("book_resync symbol=%s reason=%s (waiting for the recording's next "
+                        "snapshot)", self.spec.symbol, resync.reason)
+            return None
+        if not self.sync.synced or not self.throttle.due(recv):
+            return None
+        return self.book_lines.line(self.sync.book, self.sync.last_update_id, int(data["E"]),
+                                    recv, self.sync.is_stale(recv, self.stale_ms))

@@ -24,6 +24,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "account": ("mmkit.cli.account", "account", "Account totals and leverage brackets."),
     "symbol": ("mmkit.cli.account", "symbol", "A symbol's trading constraints."),
     "exchange": ("mmkit.cli.exchange", "exchange", "The local Binance-compatible venue."),
+    "depth": ("mmkit.cli.market_data", "depth", "The local order book as book lines (live or "
+              "--replay)."),
+    "userstream": ("mmkit.cli.userstream_cmd", "userstream", "Order, fill, position and "
+                   "balance lines from the user data stream."),
+    "trades": ("mmkit.cli.market_data", "trades", "Public trades as trade lines (live or "
+               "--replay)."),
 }
 
 

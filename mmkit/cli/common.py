@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
@@ -44,4 +45,16 @@ async def rest_client(config) -> AsyncIterator[Any]:
 
 
 def run(coro: Awaitable[T]) -> T:
-    return asyncio.run(coro)
+    """Run a command's coroutine. SIGTERM (systemd's stop) cancels it like Ctrl-C does, so its
+    `finally` blocks run (recordings closed, orders cancelled) and the command exits 0."""
+
+    async def main() -> T:
+        task = asyncio.current_task()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await coro
+
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        raise SystemExit(0) from None

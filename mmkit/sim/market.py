@@ -60,17 +60,12 @@ ETHUSDT recordings.
 
 from __future__ import annotations
 
-import gzip
 import math
-import os
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
-
-import orjson
 
 from mmkit.book import DepthDecoder
 from mmkit.errors import InputError
@@ -82,80 +77,21 @@ from mmkit.model import (
     MarkPrice,
     Timed,
 )
+from mmkit.recording import (
+    Paths,
+    RawMessage,
+    as_paths,
+    hftbacktest_messages,
+    is_mmkit_recording,
+    recording_messages,
+)
 from mmkit.symbols import SymbolSpec
-
-PathLike = str | os.PathLike[str]
-Paths = PathLike | Sequence[PathLike]
-
-# (receive ms, decoded message, file name, line number)
-_Message = tuple[int, Any, str, int]
-
-
-# -- readers -----------------------------------------------------------------------------------
-
-
-def _as_paths(paths: Paths) -> list[Path]:
-    if isinstance(paths, str | os.PathLike):
-        return [Path(paths)]
-    return [Path(p) for p in paths]
-
-
-def _open_text(path: Path):
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
-
-
-def _local_ts_to_ms(value: int) -> int:
-    """A recorder timestamp → ms, its unit told by magnitude (2024: ns, 2023: µs)."""
-    if value >= 10**17:
-        return value // 1_000_000
-    if value >= 10**14:
-        return value // 1_000
-    if value >= 10**11:
-        return value
-    return value * 1000
-
-
-def _hftbacktest_messages(paths: Paths) -> Iterator[_Message]:
-    for path in _as_paths(paths):
-        with _open_text(path) as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                local_ts, _, body = line.partition(b" ")
-                try:
-                    yield _local_ts_to_ms(int(local_ts)), orjson.loads(body), path.name, number
-                except (ValueError, orjson.JSONDecodeError) as exc:
-                    raise InputError(f"not `<local_ts> <json>`: {exc}",
-                                     f"{path}:{number}") from None
-
-
-def _recording_messages(paths: Paths) -> Iterator[_Message]:
-    for path in _as_paths(paths):
-        with _open_text(path) as lines:
-            for number, line in enumerate(lines, 1):
-                text = line.strip()
-                if not text or text.startswith(b"#"):
-                    continue
-                where = f"{path}:{number}"
-                try:
-                    obj = orjson.loads(text)
-                except orjson.JSONDecodeError as exc:
-                    raise InputError(f"not JSON: {exc}", where) from None
-                if not isinstance(obj, dict) or not isinstance(obj.get("recv"), int):
-                    raise InputError("expected an object with an integer `recv`", where, "recv")
-                if "snapshot" in obj:
-                    yield obj["recv"], obj["snapshot"], path.name, number
-                elif "data" in obj:
-                    yield obj["recv"], obj, path.name, number
-                else:
-                    raise InputError("expected `stream`+`data` or `snapshot`", where)
-
 
 # -- alignment and decoding ----------------------------------------------------------------------
 
 
 def _align(
-    messages: Iterable[_Message],
+    messages: Iterable[RawMessage],
     spec: SymbolSpec,
     include_book_ticker: bool,
     source_symbol: str | None,
@@ -268,7 +204,7 @@ def replay_hftbacktest(
     order): the aligned snapshot, then diffs, trades and mark prices (and book tickers when
     `include_book_ticker`), as events of `spec.symbol` (so ETHUSDT data can drive ETHUSDC).
     `source_symbol` keeps only that symbol's messages (default: all)."""
-    return _align(_hftbacktest_messages(path), spec, include_book_ticker, source_symbol)
+    return _align(hftbacktest_messages(path), spec, include_book_ticker, source_symbol)
 
 
 def replay_recording(
@@ -279,12 +215,7 @@ def replay_recording(
     source_symbol: str | None = None,
 ) -> Iterator[Timed]:
     """Replay mmkit's own `.jsonl[.gz]` recordings (format in the module docstring)."""
-    return _align(_recording_messages(path), spec, include_book_ticker, source_symbol)
-
-
-def is_mmkit_recording(path: PathLike) -> bool:
-    name = os.fspath(path)
-    return name.endswith((".jsonl", ".jsonl.gz"))
+    return _align(recording_messages(path), spec, include_book_ticker, source_symbol)
 
 
 def open_market(
@@ -307,7 +238,7 @@ def open_market(
         if spec is None:
             raise ValueError("the synthetic market needs a SymbolSpec")
         return iter(SyntheticMarket(spec, seed=seed, params=params, start_ms=start_ms))
-    paths = _as_paths(source)
+    paths = as_paths(source)
     if not paths:
         raise ValueError("no market files given")
     if spec is None:

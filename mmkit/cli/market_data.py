@@ -1,0 +1,239 @@
+"""`mmkit depth` and `mmkit trades`: the first stage of a pipeline, live or from a recording."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import time
+from collections.abc import Iterator
+
+import click
+
+from mmkit.cli.common import load, rest_client, run
+from mmkit.errors import ConfigError, InputError
+from mmkit.recording import RawMessage, read_messages
+from mmkit.stream import LineWriter
+
+UPDATE_SPEEDS = {"0ms": "@depth@0ms", "100ms": "@depth@100ms", "250ms": "@depth",
+                 "500ms": "@depth@500ms"}
+
+
+def parse_interval_ms(text: str) -> int:
+    """`100ms`, `1s`, `250` (ms) → ms."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*", text or "")
+    if not match:
+        raise click.BadParameter(f"expected a duration like 100ms or 1s, got {text!r}")
+    value, unit = float(match.group(1)), match.group(2) or "ms"
+    return int(value * 1000) if unit == "s" else int(value)
+
+
+def replay_options(func):
+    func = click.option("--speed", type=float, default=0.0, show_default=True,
+                        help="With --replay: 1 = recorded pace, 10 = ten times faster, "
+                             "0 = as fast as possible.")(func)
+    func = click.option("--replay", "replay", multiple=True, metavar="FILE",
+                        type=click.Path(dir_okay=False),
+                        help="Re-emit a recording (mmkit .jsonl[.gz] or hftbacktest .gz) "
+                             "instead of connecting; repeat for continuation files.")(func)
+    return func
+
+
+@click.command("depth")
+@click.argument("symbol", required=False)
+@click.option("--levels", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="Levels per side in each book line.")
+@click.option("--every", "every", metavar="DURATION",
+              help="At most one book line per interval (e.g. 100ms, 1s).")
+@click.option("--on-change", is_flag=True, help="A book line after every update (default).")
+@click.option("--stale", "stale", metavar="DURATION", default="5s", show_default=True,
+              help="No update for this long: a book line with stale=true.")
+@click.option("--update-speed", type=click.Choice(list(UPDATE_SPEEDS)), default="100ms",
+              show_default=True, help="The diff stream's update speed.")
+@click.option("--record", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
+              help="Also write the snapshot, raw diffs and trades with receive times "
+                   "(gzip when FILE ends in .gz), for --replay and the simulator.")
+@replay_options
+@click.pass_context
+def depth(ctx: click.Context, symbol: str | None, levels: int, every: str | None,
+          on_change: bool, stale: str, update_speed: str, record: str | None,
+          replay: tuple[str, ...], speed: float) -> None:
+    """The local order book as `book` lines (docs/streams.md), kept by Binance's
+    snapshot + diff procedure; a break is logged as book_resync and the book re-synced.
+
+    \b
+    Examples:
+      mmkit --venue sim depth ETHUSDC --levels 5 --every 100ms
+      mmkit --venue sim depth ETHUSDC --record eth.jsonl.gz
+      mmkit depth --replay eth.jsonl.gz --speed 10
+      mmkit depth --replay ../shared/data/market/binance_usdm_hftbacktest/ethusdt_20240808.gz
+    """
+    every_ms = 0 if on_change or not every else parse_interval_ms(every)
+    stale_ms = parse_interval_ms(stale)
+    if replay:
+        if record:
+            raise click.UsageError("--record and --replay do not go together")
+        _replay_depth(list(replay), symbol, levels, every_ms, stale_ms, speed)
+        return
+    if not symbol:
+        raise click.UsageError("give a SYMBOL (or --replay FILE)")
+    run(_live_depth(load(ctx), symbol.upper(), levels, every_ms, stale_ms,
+                    UPDATE_SPEEDS[update_speed], record))
+
+
+@click.command("trades")
+@click.argument("symbol", required=False)
+@replay_options
+@click.pass_context
+def trades(ctx: click.Context, symbol: str | None, replay: tuple[str, ...], speed: float) -> None:
+    """Public trades (aggTrade) as `trade` lines; `side` is the aggressor's.
+
+    \b
+    Examples:
+      mmkit --venue sim trades ETHUSDC
+      mmkit trades --replay ../shared/data/market/binance_usdm_hftbacktest/ethusdt_20240808.gz
+    """
+    if replay:
+        _replay_trades(list(replay), symbol, speed)
+        return
+    if not symbol:
+        raise click.UsageError("give a SYMBOL (or --replay FILE)")
+    run(_live_trades(load(ctx), symbol.upper()))
+
+
+# -- live ---------------------------------------------------------------------------------------
+
+
+async def _venue_spec(client, symbol: str):
+    from mmkit.symbols import SymbolSpec
+
+    info = await client.exchange_info()
+    for entry in info["symbols"]:
+        if entry["symbol"] == symbol:
+            return SymbolSpec.from_exchange_info(entry)
+    raise ConfigError(f"no such symbol on this venue: {symbol}", "SYMBOL")
+
+
+def _routed(config) -> bool:
+    """Binance's 2026 routed stream paths; its testnet is documented with the plain ones."""
+    return config.gateway.venue != "testnet" or bool(config.gateway.ws_url)
+
+
+async def _live_depth(config, symbol: str, levels: int, every_ms: int, stale_ms: int,
+                      suffix: str, record: str | None) -> None:
+    from mmkit.binance.ws import StreamClient, route_for, stream_url
+    from mmkit.feeds import DepthFeed
+    from mmkit.recording import Recorder
+
+    out = LineWriter()
+    depth_stream = symbol.lower() + suffix
+    trade_stream = symbol.lower() + "@aggTrade"
+
+    def url(stream: str) -> str:
+        return stream_url(config.ws_url, [stream], route_for(stream) if _routed(config) else None)
+
+    async with rest_client(config) as client:
+        spec = await _venue_spec(client, symbol)
+        recorder = Recorder(record, note=f"symbol={symbol} venue={config.gateway.venue}") \
+            if record else None
+        on_raw = None
+        if recorder is not None:
+            def on_raw(kind, data, recv_ms):
+                if kind == "snapshot":
+                    recorder.snapshot(recv_ms, data)
+                else:
+                    recorder.message(recv_ms, depth_stream, data)
+        feed = DepthFeed(spec, StreamClient(url(depth_stream)), client.depth, levels=levels,
+                         every_ms=every_ms, stale_ms=stale_ms, on_raw=on_raw)
+        recording_trades = asyncio.create_task(
+            _record_trades(StreamClient(url(trade_stream)), trade_stream, recorder)) \
+            if recorder is not None else None
+        try:
+            async for line in feed.lines_out():
+                out.write(line)
+        finally:
+            if recording_trades is not None:
+                recording_trades.cancel()
+            if recorder is not None:
+                recorder.close()
+
+
+async def _record_trades(stream, name: str, recorder) -> None:
+    from mmkit.binance.ws import StreamMessage
+
+    async for item in stream.messages():
+        if isinstance(item, StreamMessage):
+            recorder.message(item.recv_ms, name, item.data)
+
+
+async def _live_trades(config, symbol: str) -> None:
+    from mmkit.binance.ws import StreamClient, StreamMessage, route_for, stream_url
+    from mmkit.feeds import trade_line
+
+    out = LineWriter()
+    name = symbol.lower() + "@aggTrade"
+    url = stream_url(config.ws_url, [name], route_for(name) if _routed(config) else None)
+    async with rest_client(config) as client:
+        spec = await _venue_spec(client, symbol)
+    async for item in StreamClient(url).messages():
+        if isinstance(item, StreamMessage) and item.data.get("e") in ("aggTrade", "trade"):
+            out.write(trade_line(spec, item.data))
+
+
+# -- replay -------------------------------------------------------------------------------------
+
+
+def _replay_depth(paths: list[str], symbol: str | None, levels: int, every_ms: int,
+                  stale_ms: int, speed: float) -> None:
+    from mmkit.feeds import RecordedDepth
+
+    messages, spec = _open_replay(paths, symbol)
+    source = RecordedDepth(spec, levels=levels, every_ms=every_ms, stale_ms=stale_ms)
+    _emit_paced(source.lines(messages), speed)
+
+
+def _replay_trades(paths: list[str], symbol: str | None, speed: float) -> None:
+    from mmkit.feeds import RecordedDepth
+
+    messages, spec = _open_replay(paths, symbol)
+    source = RecordedDepth(spec, trades=True)
+    _emit_paced(((recv, line) for recv, line in source.lines(messages)
+                 if line["type"] == "trade"), speed)
+
+
+def _open_replay(paths: list[str], symbol: str | None):
+    """The recording's messages and the spec of its symbol (the argument, else the first
+    symbol in the file), from the simulator's instrument list: replay needs no venue."""
+    from mmkit.sim.instruments import default_specs
+
+    messages: Iterator[RawMessage] = read_messages(paths)
+    if symbol is None:
+        head: list[RawMessage] = []
+        for item in messages:
+            head.append(item)
+            data = item[1].get("data") if isinstance(item[1], dict) else None
+            if isinstance(data, dict) and data.get("s"):
+                symbol = data["s"]
+                break
+        messages = itertools.chain(head, messages)
+        if symbol is None:
+            raise InputError("no symbol found in the recording; give SYMBOL", paths[0])
+    specs = default_specs()
+    spec = specs.get(symbol.upper())
+    if spec is None:
+        raise ConfigError(f"unknown symbol {symbol!r}; known: {', '.join(specs)}", "SYMBOL")
+    return messages, spec
+
+
+def _emit_paced(lines, speed: float) -> None:
+    """Write lines; with speed > 0, at the recorded pace divided by `speed`."""
+    out = LineWriter()
+    start_wall = start_recv = None
+    for recv, line in lines:
+        if speed > 0:
+            if start_recv is None:
+                start_wall, start_recv = time.monotonic(), recv
+            delay = start_wall + (recv - start_recv) / 1000 / speed - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        out.write(line)
