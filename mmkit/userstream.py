@@ -103,14 +103,20 @@ class UserStream:
             await messages.aclose()
 
     async def _next(self, messages):
-        """The next stream item, or None when the keepalive found the key expired."""
+        """The next stream item, or None when the keepalive found the key expired. The
+        pending read is cancelled and awaited on every way out, so the message generator is
+        never left running (it could not be closed then)."""
         get = asyncio.ensure_future(anext(messages))
         expired = asyncio.ensure_future(self._key_expired.wait())
-        done, _ = await asyncio.wait({get, expired}, return_when=asyncio.FIRST_COMPLETED)
-        if get in done:
-            expired.cancel()
+        try:
+            done, _ = await asyncio.wait({get, expired}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in (get, expired):
+                if not future.done():
+                    future.cancel()
+            await asyncio.gather(get, expired, return_exceptions=True)
+        if get in done and not get.cancelled():
             return get.result()
-        get.cancel()
         return None
 
     def _handle(self, payload: dict[str, Any]) -> list[Line]:
