@@ -1,0 +1,135 @@
+"""`mmkit depth` and `mmkit trades` as a user runs them: replaying the real recordings (the book
+equals every bookTicker with the same update id and is never crossed), recording from the
+simulator and replaying that recording to the same book, and bad recordings."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from mmkit.recording import hftbacktest_messages
+from tests.simkit import serve
+
+RECORDINGS = "market/binance_usdm_hftbacktest"
+
+
+def mmkit(*args: str, cwd=None, timeout: float = 120):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MM_", "MMKIT_"))}
+    return subprocess.run([sys.executable, "-m", "mmkit", *args], capture_output=True,
+                          env=env, cwd=cwd, timeout=timeout)
+
+
+def json_lines(stdout: bytes) -> list[dict]:
+    return [orjson.loads(line) for line in stdout.splitlines()]
+
+
+@pytest.mark.parametrize("files, expected", [
+    (["ethusdt_20240808.gz"], 551),
+    (["ethusdt_20240718.gz", "ethusdt_20240719.gz"], 834),
+])
+def test_replayed_book_equals_every_book_ticker(shared_data, tmp_path, files, expected):
+    paths = [str(shared_data / RECORDINGS / name) for name in files]
+    args = [a for p in paths for a in ("--replay", p)]
+    result = mmkit("depth", *args, "--levels", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    tickers = {m["data"]["u"]: m["data"] for _, m, _, _ in hftbacktest_messages(paths)
+               if isinstance(m, dict) and m.get("data", {}).get("e") == "bookTicker"}
+    compared = 0
+    for line in json_lines(result.stdout):
+        assert line["bestBid"] < line["bestAsk"] and line["spreadTicks"] >= 1
+        ticker = tickers.get(line["updateId"])
+        if ticker is None:
+            continue
+        compared += 1
+        assert (line["bestBid"], line["bids"][0][1], line["bestAsk"], line["asks"][0][1]) == \
+            (ticker["b"], ticker["B"], ticker["a"], ticker["A"])
+    assert compared == expected
+
+
+def test_trades_replay_emits_every_recorded_trade(shared_data, tmp_path):
+    path = shared_data / RECORDINGS / "ethusdt_20240808.gz"
+    manifest = json.loads((shared_data / RECORDINGS / "manifest.json").read_text())
+    expected = sum(n for stream, n in manifest["ethusdt_20240808.gz"]["streams"].items()
+                   if stream.endswith("@trade"))
+    result = mmkit("trades", "--replay", str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    trades = json_lines(result.stdout)
+    assert len(trades) == expected
+    assert {t["side"] for t in trades} == {"BUY", "SELL"}
+
+
+def test_truncated_recording_replays_what_came_before_then_names_the_line(shared_data,
+                                                                         tmp_path):
+    data = (shared_data / RECORDINGS / "ethusdt_20240808.gz").read_bytes()
+    truncated = tmp_path / "ethusdt_cut.gz"
+    truncated.write_bytes(data[: len(data) // 3])
+    result = mmkit("depth", "--replay", str(truncated), "--levels", "1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert len(json_lines(result.stdout)) > 100
+    stderr = result.stderr.decode()
+    assert stderr.count("\n") == 1 and f"{truncated}:" in stderr and "truncated" in stderr
+
+
+def test_malformed_recording_line_is_named(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('# mmkit recording v1\n{"recv": 1, "snapshot": {"lastUpdateId": 1, "E": 1, '
+                   '"T": 1, "bids": [["2500.00", "1.000"]], "asks": [["2500.01", "1.000"]]}}\n'
+                   '{"recv": 2, "stream": "ethusdc@depth", "data": {"e": "depthUpdate"\n')
+    result = mmkit("depth", "ETHUSDC", "--replay", str(bad), cwd=tmp_path)
+    assert result.returncode == 2 and f"{bad}:3" in result.stderr.decode()
+    assert "Traceback" not in result.stderr.decode()
+
+
+def test_continuation_file_alone_says_why_there_is_no_book(shared_data, tmp_path):
+    result = mmkit("depth", "--replay", str(shared_data / RECORDINGS / "ethusdt_20240719.gz"),
+                   cwd=tmp_path)
+    assert result.returncode == 2 and "no depth snapshot" in result.stderr.decode()
+
+
+def test_record_then_replay_rebuilds_the_same_book(tmp_path):
+    recording = tmp_path / "eth.jsonl.gz"
+    with serve(_synthetic_venue()) as sim:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MM_", "MMKIT_"))}
+        live = subprocess.Popen(
+            [sys.executable, "-m", "mmkit", "--venue", "sim", "--base-url", sim.base_url,
+             "--ws-url", sim.ws_url, "depth", "ETHUSDC", "--levels", "5", "--record",
+             str(recording)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            cwd=tmp_path)
+        try:
+            deadline = time.monotonic() + 30
+            lines = []
+            while len(lines) < 20 and time.monotonic() < deadline:
+                lines.append(orjson.loads(live.stdout.readline()))
+        finally:
+            live.send_signal(signal.SIGTERM)
+            rest, stderr = live.communicate(timeout=20)
+    assert live.returncode == 0, stderr
+    lines += json_lines(rest)
+    assert len(lines) >= 20
+    replayed = json_lines(mmkit("depth", "--replay", str(recording), "--levels", "5",
+                                cwd=tmp_path).stdout)
+    by_id = {line["updateId"]: line for line in replayed}
+    for line in lines:
+        twin = by_id[line["updateId"]]
+        assert (twin["bids"], twin["asks"]) == (line["bids"], line["asks"])
+    with gzip.open(recording, "rt") as fh:
+        kinds = {("snapshot" if "snapshot" in m else m["data"]["e"])
+                 for m in map(json.loads, (x for x in fh if not x.startswith("#")))}
+    assert {"snapshot", "depthUpdate", "aggTrade"} <= kinds
+
+
+def _synthetic_venue():
+    from mmkit.sim.instruments import default_specs
+    from mmkit.sim.market import SyntheticMarket
+    from mmkit.sim.venue import Venue
+
+    specs = default_specs(["ETHUSDC"])
+    return Venue(specs, iter(SyntheticMarket(specs["ETHUSDC"], seed=5)))
