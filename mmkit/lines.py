@@ -44,6 +44,22 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "asset": str, "walletBalance": DEC, "crossWalletBalance": DEC, "balanceChange": DEC,
         "reason": str,
     },
+    "time": {"serverTime": INT, "localTime": INT, "offsetMs": INT, "roundTripMs": float},
+    "account": {
+        "asset": str, "walletBalance": DEC, "availableBalance": DEC, "marginBalance": DEC,
+        "unrealizedPnl": DEC, "initialMargin": DEC, "positionInitialMargin": DEC,
+        "openOrderInitialMargin": DEC, "maintMargin": DEC,
+    },
+    "leverageBracket": {
+        "bracket": INT, "initialLeverage": INT, "notionalFloor": DEC, "notionalCap": DEC,
+        "maintMarginRatio": DEC,
+    },
+    "symbol": {
+        "status": str, "baseAsset": str, "quoteAsset": str, "marginAsset": str,
+        "tickSize": DEC, "stepSize": DEC, "minQty": DEC, "maxQty": DEC, "marketMaxQty": DEC,
+        "minNotional": DEC, "pricePrecision": INT, "quantityPrecision": INT,
+        "multiplierUp": DEC, "multiplierDown": DEC, "orderTypes": list, "timeInForce": list,
+    },
 }
 
 

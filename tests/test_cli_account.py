@@ -10,6 +10,7 @@ import sys
 import orjson
 import pytest
 
+from mmkit.lines import check_line
 from mmkit.sim.venue import SIM_API_KEY, SIM_API_SECRET
 from tests.simkit import SignedHttp, serve
 
@@ -30,7 +31,10 @@ def mmkit(sim_url: str | None, *args: str, env: dict | None = None, cwd=None):
 
 def lines(result) -> list[dict]:
     assert result.returncode == 0, result.stderr
-    return [orjson.loads(line) for line in result.stdout.splitlines()]
+    rows = [orjson.loads(line) for line in result.stdout.splitlines()]
+    for row in rows:  # every row is a documented line type (docs/streams.md)
+        assert check_line(row) == [], row
+    return rows
 
 
 def test_time_reports_a_small_offset(sim, tmp_path):

@@ -15,6 +15,7 @@ import time
 import orjson
 import pytest
 
+from mmkit.lines import check_line
 from mmkit.recording import hftbacktest_messages
 from tests.simkit import serve
 
@@ -44,6 +45,7 @@ def test_replayed_book_equals_every_book_ticker(shared_data, tmp_path, files, ex
                if isinstance(m, dict) and m.get("data", {}).get("e") == "bookTicker"}
     compared = 0
     for line in json_lines(result.stdout):
+        assert check_line(line) == []
         assert line["bestBid"] < line["bestAsk"] and line["spreadTicks"] >= 1
         ticker = tickers.get(line["updateId"])
         if ticker is None:
@@ -64,6 +66,7 @@ def test_trades_replay_emits_every_recorded_trade(shared_data, tmp_path):
     trades = json_lines(result.stdout)
     assert len(trades) == expected
     assert {t["side"] for t in trades} == {"BUY", "SELL"}
+    assert all(check_line(t) == [] for t in trades)
 
 
 def test_truncated_recording_replays_what_came_before_then_names_the_line(shared_data,
