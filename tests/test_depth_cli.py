@@ -136,3 +136,56 @@ def _synthetic_venue():
 
     specs = default_specs(["ETHUSDC"])
     return Venue(specs, iter(SyntheticMarket(specs["ETHUSDC"], seed=5)))
+
+
+def _stream_lines(args: list[str], count: int, action=None, timeout: float = 30) -> list[dict]:
+    """Start a streaming command, run `action` once it is up, read `count` lines, SIGTERM it;
+    it must exit 0."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MM_", "MMKIT_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "mmkit", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    lines = []
+    try:
+        if action is not None:
+            time.sleep(1.5)
+            action()
+        deadline = time.monotonic() + timeout
+        while len(lines) < count and time.monotonic() < deadline:
+            raw = proc.stdout.readline()
+            if not raw:
+                break
+            lines.append(orjson.loads(raw))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0, stderr
+    return lines
+
+
+def test_live_trades_from_the_simulator():
+    with serve(_synthetic_venue()) as sim:
+        lines = _stream_lines(["--venue", "sim", "--base-url", sim.base_url, "--ws-url",
+                               sim.ws_url, "trades", "ETHUSDC"], 3)
+    assert len(lines) == 3
+    assert all(line["type"] == "trade" and check_line(line) == [] for line in lines)
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_userstream_shows_an_order_and_its_fill(raw):
+    from tests.simkit import SignedHttp
+
+    with serve() as sim:
+        def buy():
+            SignedHttp(sim.base_url).signed("POST", "/fapi/v1/order", symbol="ETHUSDC",
+                                            side="BUY", type="MARKET", quantity="0.010")
+
+        args = ["--venue", "sim", "--base-url", sim.base_url, "--ws-url", sim.ws_url,
+                "userstream", *(["--raw"] if raw else [])]
+        lines = _stream_lines(args, 3 if raw else 5, action=buy)
+    if raw:
+        assert {line["e"] for line in lines} >= {"ORDER_TRADE_UPDATE"}
+    else:
+        assert {line["type"] for line in lines} == {"order", "fill", "position", "balance"}
+        assert all(check_line(line) == [] for line in lines)
+        (fill,) = [line for line in lines if line["type"] == "fill"]
+        assert fill["qty"] == "0.010" and fill["maker"] is False and fill["source"] == "stream"
