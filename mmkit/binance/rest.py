@@ -233,9 +233,10 @@ class RestClient:
         try:
             response = await self._http.request(method, url, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise _NotSent(type(exc).__name__) from None
+            raise _NotSent(f"cannot connect to {self.base_url} ({_reason(exc)})") from None
         except httpx.TransportError as exc:
-            raise _MaybeSent(type(exc).__name__) from None
+            raise _MaybeSent(f"{type(exc).__name__} from {self.base_url} ({_reason(exc)})") \
+                from None
         self.limits.observe_headers(response.headers, self.venue_now_ms())
         log.debug("%s %s → %s (weight %s)", method, path, response.status_code,
                   response.headers.get("x-mbx-used-weight-1m"))
@@ -407,6 +408,12 @@ class _NotSent(Exception):
 
 class _MaybeSent(Exception):
     """The connection failed after the request may have been sent (read timeout, reset)."""
+
+
+def _reason(exc: Exception) -> str:
+    """httpx's own words, without any URL (a query could carry a signature)."""
+    text = str(exc).split(" for url ")[0].strip()
+    return text or type(exc).__name__
 
 
 def _client_order_id(params: dict[str, Any]) -> str | None:

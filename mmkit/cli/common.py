@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from mmkit.binance.signing import Credentials
+from mmkit.errors import NetworkError, OutcomeUnknown
 
 T = TypeVar("T")
 
@@ -41,7 +42,13 @@ async def rest_client(config) -> AsyncIterator[Any]:
                           recv_window=gateway.recv_window,
                           connect_timeout=gateway.connect_timeout,
                           read_timeout=gateway.read_timeout) as client:
-        yield client
+        try:
+            yield client
+        except NetworkError as exc:
+            if gateway.venue == "sim" and not isinstance(exc, OutcomeUnknown) \
+                    and "cannot connect" in str(exc):
+                raise NetworkError(f"{exc}; is `mmkit exchange serve` running?") from None
+            raise
 
 
 def run(coro: Awaitable[T]) -> T:
