@@ -87,3 +87,86 @@ class Timed:
     at: int
     event: MarketEvent
     meta: dict = field(default_factory=dict)
+
+
+# -- the trading core: what quote, risk and send pass between them ------------------------------
+
+BUY, SELL = "BUY", "SELL"
+
+
+@dataclass(slots=True)
+class BookTop:
+    """The part of a `book` line the strategy reads: levels best first, in ticks and steps.
+    `recv_ts` is when the book was received (the shell's clock), `ts` the exchange time."""
+
+    symbol: str
+    ts: int
+    recv_ts: int
+    update_id: int | None
+    stale: bool
+    bids: list[Level]
+    asks: list[Level]
+
+    @property
+    def best_bid(self) -> int | None:
+        return self.bids[0][0] if self.bids else None
+
+    @property
+    def best_ask(self) -> int | None:
+        return self.asks[0][0] if self.asks else None
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteLevel:
+    """One order the strategy wants resting. `tag` names its ladder slot (`b0`, `b1`, `a0`,
+    `bS`/`aS` static, `tp` take-profit, `ro` reduce-only): the order manager keeps at most one
+    live order per slot and compares like with like."""
+
+    side: str  # BUY | SELL
+    price: int  # ticks
+    qty: int  # steps
+    tag: str
+    time_in_force: str = "GTX"
+    reduce_only: bool = False
+
+
+@dataclass(slots=True)
+class Quote:
+    """The strategy's desired resting orders for a symbol, with why: `reasons` holds the fair
+    value, half-spread, skew, volatility and signal values (numbers, for people and logs).
+    `paused` names why nothing is quoted (shock, stale book, …); `levels` is then empty."""
+
+    symbol: str
+    ts: int
+    levels: list[QuoteLevel]
+    reasons: dict = field(default_factory=dict)
+    paused: str | None = None
+
+
+@dataclass(slots=True)
+class OwnFill:
+    """One of our fills, from the user stream or userTrades."""
+
+    symbol: str
+    ts: int
+    trade_id: int
+    order_id: int
+    client_order_id: str
+    side: str
+    price: int  # ticks
+    qty: int  # steps
+    maker: bool
+    commission: Decimal
+    commission_asset: str
+    realized_pnl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class RiskEvent:
+    """A guard acted: `action` is one of shrink, drop, cancel_all, reduce_only, halt, resume,
+    and `detail` says what it saw (one line, for the `risk` line and the log)."""
+
+    guard: str
+    action: str
+    detail: str
+    ts: int
