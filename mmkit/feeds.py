@@ -20,6 +20,7 @@ from typing import Any
 from mmkit.binance.ws import Connection, StreamClient, StreamMessage
 from mmkit.book import BookSync, DepthDecoder, OrderBook
 from mmkit.errors import InputError
+from mmkit.model import BookTop, OwnFill
 from mmkit.recording import RawMessage
 from mmkit.symbols import SymbolSpec
 
@@ -254,3 +255,19 @@ class RecordedDepth:
             return None
         return self.book_lines.line(self.sync.book, self.sync.last_update_id, int(data["E"]),
                                     recv, self.sync.is_stale(recv, self.stale_ms))
+
+
+def book_top_from_line(spec: SymbolSpec, line: Emit) -> BookTop:
+    """A `book` line back into ticks and steps, for the strategy and the risk guards."""
+    return BookTop(line["symbol"], int(line["ts"]), int(line.get("recvTs") or line["ts"]),
+                   line.get("updateId"), bool(line.get("stale")),
+                   [(spec.to_ticks(p), spec.to_steps(q)) for p, q in line["bids"]],
+                   [(spec.to_ticks(p), spec.to_steps(q)) for p, q in line["asks"]])
+
+
+def own_fill_from_line(spec: SymbolSpec, line: Emit) -> OwnFill:
+    """A `fill` line (docs/streams.md) in ticks and steps."""
+    return OwnFill(line["symbol"], int(line["ts"]), int(line["tradeId"]), int(line["orderId"]),
+                   line.get("clientOrderId") or "", line["side"], spec.to_ticks(line["price"]),
+                   spec.to_steps(line["qty"]), bool(line["maker"]), Decimal(line["commission"]),
+                   line.get("commissionAsset", ""), Decimal(line.get("realizedPnl") or "0"))

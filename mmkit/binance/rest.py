@@ -375,6 +375,18 @@ class RestClient:
                                   {"batchOrders": _stringify(orders)}, signed=True, weight=5,
                                   orders=5)
 
+    async def modify_batch(self, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """PUT /fapi/v1/batchOrders (at most 5 modifications)."""
+        return await self.request("PUT", "/fapi/v1/batchOrders",
+                                  {"batchOrders": _stringify(orders)}, signed=True, weight=5,
+                                  orders=5)
+
+    async def cancel_batch(self, symbol: str, client_order_ids: list[str]) -> list[dict[str, Any]]:
+        """DELETE /fapi/v1/batchOrders by client order id (at most 10)."""
+        return await self.request("DELETE", "/fapi/v1/batchOrders",
+                                  {"symbol": symbol, "origClientOrderIdList": client_order_ids},
+                                  signed=True)
+
     async def cancel_all(self, symbol: str) -> dict[str, Any]:
         return await self.request("DELETE", "/fapi/v1/allOpenOrders", {"symbol": symbol},
                                   signed=True)

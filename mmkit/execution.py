@@ -1,0 +1,226 @@
+"""The shell around the order manager: sends its actions through the REST client in batches,
+reports every outcome back to it, settles unknown outcomes by query, and writes the audit
+lines (`order_new`, `order_ack`, `order_cancel`, `order_reject`) of docs/streams.md.
+
+`dry_run` sends nothing: every place and cancel is taken as accepted at once, so the lines show
+what would be sent against the state as it would then be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mmkit.errors import NetworkError, OutcomeUnknown, VenueError
+from mmkit.orders import Cancel, LocalReject, Modify, Order, OrderManager, Place
+
+log = logging.getLogger("mmkit.execution")
+
+PLACE_BATCH = 5
+MODIFY_BATCH = 5
+CANCEL_BATCH = 10
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Execution:
+    def __init__(self, client, manager: OrderManager, symbol: str,
+                 emit: Callable[[dict[str, Any]], None], *, dry_run: bool = False,
+                 now: Callable[[], int] = wall_ms):
+        self.client = client
+        self.manager = manager
+        self.spec = manager.spec
+        self.symbol = symbol
+        self.emit = emit
+        self.dry_run = dry_run
+        self.now = now
+        self._fake_ids = 0
+
+    async def execute(self, actions: list) -> None:
+        """Cancels first (they free slots and margin), then modifies, then new orders."""
+        cancels = [a for a in actions if isinstance(a, Cancel)]
+        modifies = [a for a in actions if isinstance(a, Modify)]
+        places = [a for a in actions if isinstance(a, Place)]
+        for action in actions:
+            if isinstance(action, LocalReject):
+                self.emit(self._reject_line(None, action.code, action.msg, local=True,
+                                            tag=action.level.tag))
+        for chunk in _chunks(cancels, CANCEL_BATCH):
+            await self._cancel(chunk)
+        for chunk in _chunks(modifies, MODIFY_BATCH):
+            await self._modify(chunk)
+        for chunk in _chunks(places, PLACE_BATCH):
+            await self._place(chunk)
+
+    # -- places -------------------------------------------------------------------------------
+
+    async def _place(self, chunk: list[Place]) -> None:
+        for action in chunk:
+            self.emit(self._order_line("order_new", action.order))
+        if self.dry_run:
+            for action in chunk:
+                self._fake_ack(action.order)
+            return
+        sent = self.now()
+        params = [self._params(a.order) for a in chunk]
+        try:
+            if len(params) == 1:
+                results = [await self.client.place_order(**params[0])]
+            else:
+                results = await self.client.place_batch(params)
+        except OutcomeUnknown as exc:
+            for action in chunk:
+                self.manager.on_unknown(action.order.client_order_id)
+                self.emit(self._reject_line(action.order, None, str(exc), unknown=True))
+            return
+        except VenueError as exc:
+            results = [{"code": exc.code, "msg": exc.msg}] * len(chunk)
+        except NetworkError as exc:  # never sent (connection refused): the slot is free
+            results = [{"code": -1001, "msg": str(exc)}] * len(chunk)
+        for action, result in zip(chunk, results, strict=False):
+            self._placed(action.order, result, self.now() - sent)
+
+    def _placed(self, order: Order, result: dict[str, Any], latency_ms: int) -> None:
+        cid = order.client_order_id
+        if "code" in result and "orderId" not in result:
+            self.manager.on_reject(cid, int(result["code"]), str(result.get("msg", "")))
+            self.emit(self._reject_line(order, int(result["code"]), str(result.get("msg", ""))))
+            return
+        self.manager.on_ack(cid, result, self.now())
+        self.emit(self._ack_line(order, result, latency_ms))
+
+    def _fake_ack(self, order: Order) -> None:
+        self._fake_ids += 1
+        result = {"orderId": self._fake_ids, "status": "NEW", "executedQty": "0"}
+        self.manager.on_ack(order.client_order_id, result, self.now())
+        self.emit(self._ack_line(order, result, 0))
+
+    # -- modifies -----------------------------------------------------------------------------
+
+    async def _modify(self, chunk: list[Modify]) -> None:
+        for action in chunk:
+            line = self._order_line("order_modify", action.order)
+            line.update(price=self.spec.price_str(action.price),
+                        qty=self.spec.qty_str(action.qty))
+            self.emit(line)
+        if self.dry_run:
+            for action in chunk:
+                self.manager.on_ack(action.order.client_order_id,
+                                    {"orderId": action.order.order_id or 0, "status": "NEW"},
+                                    self.now())
+            return
+        sent = self.now()
+        params = [{"symbol": self.symbol, "origClientOrderId": a.order.client_order_id,
+                   "side": a.order.side, "quantity": self.spec.qty_str(a.qty),
+                   "price": self.spec.price_str(a.price)} for a in chunk]
+        try:
+            if len(params) == 1:
+                results = [await self.client.modify_order(**params[0])]
+            else:
+                results = await self.client.modify_batch(params)
+        except (VenueError, NetworkError) as exc:
+            code = exc.code if isinstance(exc, VenueError) else -1001
+            results = [{"code": code, "msg": str(exc)}] * len(chunk)
+        for action, result in zip(chunk, results, strict=False):
+            self._placed(action.order, result, self.now() - sent)
+
+    # -- cancels ------------------------------------------------------------------------------
+
+    async def _cancel(self, chunk: list[Cancel]) -> None:
+        for action in chunk:
+            line = self._order_line("order_cancel", action.order)
+            line["reason"] = action.reason
+            self.emit(line)
+        if self.dry_run:
+            for action in chunk:
+                self.manager.on_cancel_ack(action.order.client_order_id, {"status": "CANCELED"})
+            return
+        ids = [a.order.client_order_id for a in chunk]
+        try:
+            if len(ids) == 1:
+                results = [await self.client.cancel_order(self.symbol, client_order_id=ids[0])]
+            else:
+                results = await self.client.cancel_batch(self.symbol, ids)
+        except VenueError as exc:
+            results = [{"code": exc.code, "msg": exc.msg}] * len(ids)
+        except NetworkError as exc:  # it may or may not be cancelled: the next diff retries
+            log.warning("cancel outcome unknown: %s", exc)
+            results = [{"code": -1007, "msg": str(exc)}] * len(ids)
+        for cid, result in zip(ids, results, strict=False):
+            if "code" in result and "orderId" not in result:
+                self.manager.on_cancel_reject(cid, int(result["code"]))
+            else:
+                self.manager.on_cancel_ack(cid, result)
+
+    async def cancel_all(self, reason: str) -> None:
+        await self.execute(self.manager.cancel_all(reason))
+
+    # -- unknown outcomes ---------------------------------------------------------------------
+
+    async def settle_unknown(self) -> None:
+        """Query each order whose outcome is unknown by its client order id (never resend)."""
+        for order in self.manager.unknown_orders():
+            try:
+                found = await self.client.query_order(self.symbol,
+                                                      client_order_id=order.client_order_id)
+            except VenueError as exc:
+                if exc.code == -2013:  # the venue never got it
+                    self.manager.on_settled(order.client_order_id, None, self.now())
+                    self.emit(self._reject_line(order, -2013, "settled: the order never "
+                                                "reached the venue"))
+                continue
+            except NetworkError:
+                continue  # try again next cycle
+            self.manager.on_settled(order.client_order_id, found, self.now())
+            self.emit(self._ack_line(order, found, None, settled=True))
+
+    # -- lines --------------------------------------------------------------------------------
+
+    def _params(self, order: Order) -> dict[str, Any]:
+        params = {"symbol": self.symbol, "side": order.side, "type": "LIMIT",
+                  "timeInForce": order.time_in_force,
+                  "quantity": self.spec.qty_str(order.qty),
+                  "price": self.spec.price_str(order.price),
+                  "newClientOrderId": order.client_order_id}
+        if order.reduce_only:
+            params["reduceOnly"] = "true"
+        return params
+
+    def _order_line(self, kind: str, order: Order) -> dict[str, Any]:
+        return {"type": kind, "symbol": self.symbol, "ts": self.now(), "tag": order.tag,
+                "clientOrderId": order.client_order_id, "orderId": order.order_id,
+                "side": order.side, "price": self.spec.price_str(order.price),
+                "qty": self.spec.qty_str(order.qty), "timeInForce": order.time_in_force,
+                "reduceOnly": order.reduce_only, "dryRun": self.dry_run}
+
+    def _ack_line(self, order: Order, result: dict[str, Any], latency_ms: int | None,
+                  settled: bool = False) -> dict[str, Any]:
+        return {"type": "order_ack", "symbol": self.symbol, "ts": self.now(), "tag": order.tag,
+                "clientOrderId": order.client_order_id, "orderId": int(result["orderId"]),
+                "status": result.get("status", "NEW"), "latencyMs": latency_ms,
+                "settled": settled, "dryRun": self.dry_run}
+
+    def _reject_line(self, order: Order | None, code: int | None, msg: str, *,
+                     local: bool = False, unknown: bool = False,
+                     tag: str | None = None) -> dict[str, Any]:
+        return {"type": "order_reject", "symbol": self.symbol, "ts": self.now(),
+                "tag": order.tag if order else tag,
+                "clientOrderId": order.client_order_id if order else None,
+                "code": code, "msg": msg, "local": local, "unknown": unknown,
+                "dryRun": self.dry_run}
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+async def gather_quietly(*tasks: asyncio.Task) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,354 @@
+"""Order management: the desired quote vs the orders we have resting → place, modify and cancel
+actions, with deterministic client order ids and the three outcomes of every request.
+
+Pure: the shell (`mmkit send`, `mmkit run`, the backtester) sends the actions, reports what the
+venue answered (`on_ack`, `on_reject`, `on_unknown`, `on_cancel_*`) and what the user stream
+says (`on_update`, `on_fill`), and passes the time in.
+
+Rules it keeps:
+- at most one order per ladder slot (`QuoteLevel.tag`) at any time, counting orders whose fate
+  is unknown: a slot is free again only once its previous order is known to be gone;
+- no churn: a live order within `price_tolerance` ticks and `size_tolerance` steps of the
+  desired level, and younger than `max_age_ms`, is left alone;
+- a price change on the same side is a modify (PUT, one request, keeps the order id) when
+  `use_modify`; anything else is a cancel, and the new order is placed once the cancel is known;
+- every order is checked against the symbol's filters before it is sent (a local reject is
+  never sent);
+- an order whose outcome is unknown (timeout, 5xx, -1006, -1007) is never resent: the shell
+  queries it by client order id and reports with `on_settled`; a stream update that arrives first
+  settles it too.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmkit.model import BUY, OwnFill, QuoteLevel
+from mmkit.symbols import SymbolSpec
+
+PENDING_NEW, LIVE, PENDING_CANCEL, PENDING_MODIFY, UNKNOWN = (
+    "pending_new", "live", "pending_cancel", "pending_modify", "unknown")
+TERMINAL_STATUSES = {"FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED"}
+POST_ONLY_REJECT = -5022
+UNKNOWN_ORDER = {-2011, -2013}  # cancel / query of an order the venue does not have
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def base36(n: int) -> str:
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = _B36[r] + out
+        if not n:
+            return out
+
+
+class ClientIds:
+    """`<prefix>-<run>-<seq>`: deterministic within a run, unique across runs (the run id is
+    the start time in base 36 plus a caller-chosen salt), at most 36 characters."""
+
+    def __init__(self, prefix: str, run_id: str):
+        self.prefix = prefix
+        self.run_id = run_id
+        self._seq = itertools.count(1)
+        if len(self.head) > 24:
+            raise ValueError("client order id prefix and run id must fit in 24 characters")
+
+    @classmethod
+    def for_run(cls, prefix: str, start_ms: int, salt: int = 0) -> ClientIds:
+        return cls(prefix, base36(start_ms // 1000) + base36(salt % 1296).rjust(2, "0"))
+
+    @property
+    def head(self) -> str:
+        return f"{self.prefix}-{self.run_id}-"
+
+    def next(self) -> str:
+        return self.head + base36(next(self._seq))
+
+    def ours(self, client_order_id: str) -> bool:
+        """Placed by mmkit with this prefix (any run)."""
+        return client_order_id.startswith(self.prefix + "-")
+
+
+@dataclass
+class Order:
+    tag: str
+    client_order_id: str
+    side: str
+    price: int
+    qty: int
+    time_in_force: str
+    reduce_only: bool
+    state: str
+    sent_ms: int
+    order_id: int | None = None
+    executed: int = 0
+    acked_ms: int | None = None
+    # what a pending modify asked for, applied when acknowledged
+    want_price: int | None = None
+    want_qty: int | None = None
+    quoted_price: int | None = None  # the strategy's price, before any post-only repricing
+
+    @property
+    def open_qty(self) -> int:
+        return self.qty - self.executed
+
+
+@dataclass(frozen=True)
+class Place:
+    order: Order
+
+
+@dataclass(frozen=True)
+class Modify:
+    order: Order
+    price: int
+    qty: int
+
+
+@dataclass(frozen=True)
+class Cancel:
+    order: Order
+    reason: str
+
+
+@dataclass(frozen=True)
+class LocalReject:
+    """A desired level that the venue would refuse: never sent."""
+
+    level: QuoteLevel
+    code: int
+    msg: str
+
+
+Action = Place | Modify | Cancel | LocalReject
+
+
+@dataclass
+class Counters:
+    placed: int = 0
+    modified: int = 0
+    canceled: int = 0
+    rejected: int = 0
+    local_rejects: int = 0
+    post_only_rejects: int = 0
+    unknown: int = 0
+    fills: int = 0
+
+
+@dataclass
+class OrderManager:
+    spec: SymbolSpec
+    ids: ClientIds
+    price_tolerance: int = 0
+    size_tolerance: int = 0
+    max_age_ms: int = 60_000
+    use_modify: bool = True
+    post_only_retries: int = 2
+    orders: dict[str, Order] = field(default_factory=dict)
+    counters: Counters = field(default_factory=Counters)
+    # tag → (the quoted price that was rejected post-only, ticks moved away from it)
+    _reprice: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    # -- deciding ---------------------------------------------------------------------------
+
+    def diff(self, desired: list[QuoteLevel], now_ms: int,
+             mark_price=None) -> list[Action]:
+        """What to send so that what rests becomes `desired`."""
+        actions: list[Action] = []
+        wanted = {level.tag: level for level in desired}
+        for order in list(self.orders.values()):
+            if order.tag not in wanted and order.state in (LIVE, PENDING_MODIFY):
+                actions.append(self._cancel(order, "not in quote"))
+        for tag, quoted in wanted.items():
+            level = self._repriced(quoted)
+            current = self.slot(tag)
+            if current is None:
+                actions.append(self._place(level, now_ms, mark_price, quoted.price))
+            elif current.state == LIVE:
+                action = self._refresh(current, level, now_ms, mark_price)
+                if action is not None:
+                    actions.append(action)
+            # pending, unknown or being cancelled: wait until its fate is known
+        return actions
+
+    def cancel_all(self, reason: str) -> list[Action]:
+        return [self._cancel(o, reason) for o in list(self.orders.values())
+                if o.state in (LIVE, PENDING_MODIFY)]
+
+    def slot(self, tag: str) -> Order | None:
+        """The order occupying a slot, whatever its state."""
+        for order in self.orders.values():
+            if order.tag == tag:
+                return order
+        return None
+
+    def resting(self) -> list[Order]:
+        return [o for o in self.orders.values() if o.state != PENDING_CANCEL]
+
+    def _refresh(self, order: Order, level: QuoteLevel, now_ms: int, mark) -> Action | None:
+        same_side = order.side == level.side
+        close_price = abs(order.price - level.price) <= self.price_tolerance
+        close_qty = abs(order.open_qty - level.qty) <= self.size_tolerance
+        young = now_ms - (order.acked_ms or order.sent_ms) < self.max_age_ms
+        flags_same = (order.time_in_force, order.reduce_only) == (level.time_in_force,
+                                                                   level.reduce_only)
+        if same_side and close_price and close_qty and young and flags_same:
+            return None
+        if same_side and flags_same and self.use_modify and young and level.qty > order.executed:
+            rejection = self._check(level, mark)
+            if rejection is not None:
+                return self._cancel(order, f"would be rejected: {rejection.msg}")
+            order.state, order.want_price, order.want_qty = PENDING_MODIFY, level.price, level.qty
+            self.counters.modified += 1
+            return Modify(order, level.price, level.qty)
+        return self._cancel(order, "stale" if not young else "changed")
+
+    def _place(self, level: QuoteLevel, now_ms: int, mark, quoted_price: int) -> Action:
+        rejection = self._check(level, mark)
+        if rejection is not None:
+            self.counters.local_rejects += 1
+            return LocalReject(level, rejection.code, rejection.msg)
+        order = Order(level.tag, self.ids.next(), level.side, level.price, level.qty,
+                      level.time_in_force, level.reduce_only, PENDING_NEW, now_ms,
+                      quoted_price=quoted_price)
+        self.orders[order.client_order_id] = order
+        self.counters.placed += 1
+        return Place(order)
+
+    def _cancel(self, order: Order, reason: str) -> Cancel:
+        order.state = PENDING_CANCEL
+        return Cancel(order, reason)
+
+    def _check(self, level: QuoteLevel, mark):
+        spec = self.spec
+        return spec.check_order(level.side, "LIMIT", spec.qty_str(level.qty),
+                                spec.price_str(level.price), mark_price=mark,
+                                reduce_only=level.reduce_only)
+
+    def _repriced(self, level: QuoteLevel) -> QuoteLevel:
+        """After a -5022 the slot's post-only price steps away from the touch, a tick per
+        reject (up to `post_only_retries`), for as long as the strategy keeps quoting the
+        price that was rejected; a new quoted price starts afresh."""
+        base, away = self._reprice.get(level.tag, (None, 0))
+        if base != level.price:
+            self._reprice.pop(level.tag, None)
+            return level
+        price = level.price - away if level.side == BUY else level.price + away
+        return QuoteLevel(level.side, price, level.qty, level.tag, level.time_in_force,
+                          level.reduce_only)
+
+    # -- what the venue said ----------------------------------------------------------------
+
+    def on_ack(self, client_order_id: str, response: dict[str, Any], now_ms: int) -> None:
+        """A 200 to a place or modify (the venue's order JSON)."""
+        order = self.orders.get(client_order_id)
+        if order is None:
+            return
+        order.order_id = int(response["orderId"])
+        order.acked_ms = now_ms
+        if order.state == PENDING_MODIFY and order.want_price is not None:
+            order.price, order.qty = order.want_price, order.want_qty
+            order.want_price = order.want_qty = None
+        if order.state in (PENDING_NEW, PENDING_MODIFY, UNKNOWN):
+            order.state = LIVE
+        self._apply_status(order, response)
+
+    def on_reject(self, client_order_id: str, code: int, msg: str) -> str | None:
+        """A definite refusal of a place or modify. Returns the slot freed, if any."""
+        order = self.orders.get(client_order_id)
+        if order is None:
+            return None
+        self.counters.rejected += 1
+        if order.state == PENDING_MODIFY:
+            if code in UNKNOWN_ORDER:  # it was already gone
+                del self.orders[client_order_id]
+                return order.tag
+            order.state, order.want_price, order.want_qty = LIVE, None, None
+            return None
+        if code == POST_ONLY_REJECT:
+            self.counters.post_only_rejects += 1
+            base, away = self._reprice.get(order.tag, (order.quoted_price, 0))
+            self._reprice[order.tag] = (base, min(away + 1, self.post_only_retries))
+        del self.orders[client_order_id]
+        return order.tag
+
+    def on_unknown(self, client_order_id: str) -> None:
+        """The request may or may not have reached the engine: hold the slot until settled."""
+        order = self.orders.get(client_order_id)
+        if order is not None:
+            order.state = UNKNOWN
+            self.counters.unknown += 1
+
+    def on_settled(self, client_order_id: str, found: dict[str, Any] | None,
+                   now_ms: int) -> None:
+        """The answer to querying an unknown order: its JSON, or None when the venue has no
+        such order (it never arrived)."""
+        order = self.orders.get(client_order_id)
+        if order is None:
+            return
+        if found is None:
+            del self.orders[client_order_id]
+            return
+        self.on_ack(client_order_id, found, now_ms)
+
+    def on_cancel_ack(self, client_order_id: str, response: dict[str, Any]) -> None:
+        order = self.orders.get(client_order_id)
+        if order is not None:
+            self._apply_status(order, response)
+            self.orders.pop(client_order_id, None)
+
+    def on_cancel_reject(self, client_order_id: str, code: int) -> None:
+        """-2011: the venue has no such open order (filled or cancelled already): gone.
+        Any other code: it is still there; back to live, the next diff decides again."""
+        order = self.orders.get(client_order_id)
+        if order is None:
+            return
+        if code in UNKNOWN_ORDER:
+            del self.orders[client_order_id]
+        else:
+            order.state = LIVE
+
+    def unknown_orders(self) -> list[Order]:
+        return [o for o in self.orders.values() if o.state == UNKNOWN]
+
+    # -- what the user stream said ----------------------------------------------------------
+
+    def on_update(self, line: dict[str, Any], now_ms: int) -> None:
+        """An `order` line (docs/streams.md) for one of ours."""
+        order = self.orders.get(line.get("clientOrderId", ""))
+        if order is None:
+            return
+        if order.order_id is None:
+            order.order_id = int(line["orderId"])
+        if order.state in (PENDING_NEW, UNKNOWN) and line["status"] not in TERMINAL_STATUSES:
+            order.state, order.acked_ms = LIVE, now_ms
+        order.executed = max(order.executed, self.spec.to_steps(line["executedQty"]))
+        if line["status"] in TERMINAL_STATUSES:
+            del self.orders[order.client_order_id]
+
+    def on_fill(self, fill: OwnFill) -> None:
+        self.counters.fills += 1
+        order = self.orders.get(fill.client_order_id)
+        if order is not None:
+            order.executed = min(order.qty, order.executed + fill.qty)
+            if order.executed >= order.qty:
+                del self.orders[fill.client_order_id]
+
+    def _apply_status(self, order: Order, response: dict[str, Any]) -> None:
+        executed = response.get("executedQty")
+        if executed is not None:
+            order.executed = max(order.executed, self.spec.to_steps(executed))
+        if response.get("status") in TERMINAL_STATUSES:
+            self.orders.pop(order.client_order_id, None)
+
+    # -- start-up ---------------------------------------------------------------------------
+
+    def foreign_or_stale(self, open_orders: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
+        """Split the venue's open orders at start: (ours from an earlier run: to cancel,
+        not ours: to leave alone and report)."""
+        ours = [o for o in open_orders if self.ids.ours(o.get("clientOrderId", ""))]
+        others = [o for o in open_orders if not self.ids.ours(o.get("clientOrderId", ""))]
+        return ours, others
