@@ -44,6 +44,28 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "asset": str, "walletBalance": DEC, "crossWalletBalance": DEC, "balanceChange": DEC,
         "reason": str,
     },
+    "quote": {"levels": list, "reasons": dict, "paused": (str, NONE)},
+    "order_new": {
+        "tag": (str, NONE), "clientOrderId": (str, NONE), "orderId": (INT, NONE), "side": str,
+        "price": DEC, "qty": DEC, "timeInForce": str, "reduceOnly": BOOL, "dryRun": BOOL,
+    },
+    "order_modify": {
+        "tag": str, "clientOrderId": str, "orderId": (INT, NONE), "side": str, "price": DEC,
+        "qty": DEC, "dryRun": BOOL,
+    },
+    "order_ack": {
+        "tag": str, "clientOrderId": str, "orderId": INT, "status": str,
+        "latencyMs": (INT, NONE), "settled": BOOL, "dryRun": BOOL,
+    },
+    "order_cancel": {
+        "clientOrderId": str, "orderId": (INT, NONE), "side": str, "price": DEC, "qty": DEC,
+        "reason": str, "dryRun": BOOL,
+    },
+    "order_reject": {
+        "tag": (str, NONE), "clientOrderId": (str, NONE), "code": (INT, NONE), "msg": str,
+        "local": BOOL, "unknown": BOOL, "dryRun": BOOL,
+    },
+    "risk": {"guard": str, "action": str, "detail": str, "mode": str},
     "time": {"serverTime": INT, "localTime": INT, "offsetMs": INT, "roundTripMs": float},
     "account": {
         "asset": str, "walletBalance": DEC, "availableBalance": DEC, "marginBalance": DEC,
