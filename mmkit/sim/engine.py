@@ -15,7 +15,6 @@ Refusals raise `Reject(code, msg)` with Binance's code and message, and change n
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -221,6 +220,7 @@ class _Book:
         self.funding_rate: Decimal = Decimal(0)
         self.next_funding_time = 0
         self.countdown_deadline = 0
+        self.gtd_deadline = 0  # the earliest goodTillDate among resting orders (0: none)
         self.last_trade_id = 0
 
     def ours(self, side: str, price: int) -> int:
@@ -421,14 +421,25 @@ class Engine:
             if book.countdown_deadline and ts >= book.countdown_deadline:
                 book.countdown_deadline = 0
                 events += self.cancel_all(ts, symbol, reason="EXPIRED")
-            for order in [o for lv in book.orders.values() for q in lv.values() for o in q]:
-                if order.good_till_date and ts >= order.good_till_date:
-                    events += self._close(book, order, "EXPIRED", ts)
+            if book.gtd_deadline and ts >= book.gtd_deadline:
+                events += self._expire_gtd(book, ts)
             if book.next_funding_time and ts >= book.next_funding_time:
                 events += self._funding(book, book.next_funding_time)
                 interval = self.config.funding_interval_ms
                 book.next_funding_time += interval * (
                     1 + (ts - book.next_funding_time) // interval)
+        return events
+
+    def _expire_gtd(self, book: _Book, ts: int) -> list[EngineEvent]:
+        events: list[EngineEvent] = []
+        book.gtd_deadline = 0
+        for order in [o for lv in book.orders.values() for q in lv.values() for o in q]:
+            if not order.good_till_date:
+                continue
+            if ts >= order.good_till_date:
+                events += self._close(book, order, "EXPIRED", ts)
+            elif not book.gtd_deadline or order.good_till_date < book.gtd_deadline:
+                book.gtd_deadline = order.good_till_date
         return events
 
     def _funding(self, book: _Book, ts: int) -> list[EngineEvent]:
@@ -491,12 +502,12 @@ class Engine:
         if request.type == "LIMIT" and request.price is None:
             raise Reject(-1102, "Mandatory parameter 'price' was not sent, was empty/null, "
                                 "or malformed.")
+        resting = [o for side in book.orders.values() for q in side.values() for o in q]
         if request.client_order_id and any(
-            o.client_order_id == request.client_order_id and o.is_open
-            for o in self._open_orders(book)
+            o.client_order_id == request.client_order_id and o.is_open for o in resting
         ):
             raise Reject(-4116, "ClientOrderId is duplicated.")
-        if len(self._open_orders(book)) >= min(book.spec.max_num_orders, MAX_OPEN_ORDERS):
+        if len(resting) >= min(book.spec.max_num_orders, MAX_OPEN_ORDERS):
             raise Reject(-2025, "Reach max open order limit.")
         if request.time_in_force == "GTD" and request.good_till_date <= self.now + 600_000:
             raise Reject(-4223, "goodTillDate must be greater than the current time plus "
@@ -504,7 +515,7 @@ class Engine:
 
     def _new_order(self, request: OrderRequest, ts: int) -> Order:
         self._next_order_id += 1
-        cid = request.client_order_id or "".join(self.rng.choice(_ALNUM) for _ in range(22))
+        cid = request.client_order_id or "".join(self.rng.choices(_ALNUM, k=22))
         return Order(
             order_id=self._next_order_id, client_order_id=cid, symbol=request.symbol,
             side=request.side, type=request.type,
@@ -605,6 +616,9 @@ class Engine:
         order.queue_ahead = float(levels.get(order.price, 0))
         queue = book.orders[order.side].setdefault(order.price, [])
         queue.append(order)
+        if order.good_till_date and (not book.gtd_deadline
+                                     or order.good_till_date < book.gtd_deadline):
+            book.gtd_deadline = order.good_till_date
         public = book.public_qty(order.side, order.price)
         return [self._delta(book, ts, book.last_id + 1, *self._level(order.side, order.price,
                                                                       public))]
@@ -876,19 +890,28 @@ class Engine:
         Binance's, which also charges a premium for orders away from the mark."""
         book = self.books[symbol]
         position = self.positions[symbol]
-        orders = self._open_orders(book) + ([extra] if extra else [])
+        tick, step = book.spec.tick_size, book.spec.step_size
         result = Decimal(0)
         for side in (BUY, SELL):
-            mine = [o for o in orders if o.side == side and not o.reduce_only]
+            mine = [o for q in book.orders[side].values() for o in q if not o.reduce_only]
+            if extra is not None and extra.side == side and not extra.reduce_only:
+                mine.append(extra)
             closable = abs(position.amount) if _reduces(position.amount, side) else 0
-            notional = Decimal(0)
-            for order in sorted(mine, key=lambda o: o.order_id):
+            if closable:  # the oldest orders close the position first: order matters
+                mine.sort(key=lambda o: o.order_id)
+            notional_ticks = 0  # Σ price ticks × counted steps, exact in integers
+            market_steps = 0  # market orders, priced at the reference price
+            for order in mine:
                 leaves = order.orig_qty - order.executed_qty
-                counted = max(0, leaves - closable)
-                closable = max(0, closable - leaves)
-                price = (order.price * book.spec.tick_size if order.price
-                         else book.reference_price())
-                notional += price * counted * book.spec.step_size
+                counted = leaves - closable if leaves > closable else 0
+                closable = closable - leaves if closable > leaves else 0
+                if order.price:
+                    notional_ticks += order.price * counted
+                else:
+                    market_steps += counted
+            notional = notional_ticks * tick * step
+            if market_steps:
+                notional += book.reference_price() * market_steps * step
             result = max(result, notional / position.leverage)
         return result
 
@@ -948,4 +971,8 @@ def _changes(old: dict[int, int], new: dict[int, int]) -> list[tuple[int, int, i
 
 
 def _copy(obj):
-    return dataclasses.replace(obj)
+    """A snapshot of an order, balance or position for an event (shallow: their fields are
+    immutable values). Five times cheaper than dataclasses.replace."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    return new
