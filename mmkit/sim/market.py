@@ -244,8 +244,10 @@ def open_market(
     if spec is None:
         from mmkit.sim.instruments import default_specs
 
-        symbol = paths[0].name.split("_")[0].split(".")[0].upper()
         specs = default_specs()
+        symbol = paths[0].name.split("_")[0].split(".")[0].upper()
+        if symbol not in specs:
+            symbol = _recorded_symbol(paths)
         if symbol not in specs:
             raise ValueError(f"cannot tell the symbol of {paths[0]}; pass a SymbolSpec")
         spec = specs[symbol]
@@ -254,6 +256,17 @@ def open_market(
     if any(is_mmkit_recording(p) for p in paths):
         raise ValueError("mixed recording formats: give hftbacktest or mmkit files, not both")
     return replay_hftbacktest(paths, spec, include_book_ticker=include_book_ticker)
+
+
+def _recorded_symbol(paths: list) -> str | None:
+    """The symbol of the first stream message in a recording (`s` of its data)."""
+    from mmkit.recording import read_messages
+
+    for _, message, _, _ in read_messages(paths):
+        data = message.get("data") if isinstance(message, dict) else None
+        if isinstance(data, dict) and data.get("s"):
+            return str(data["s"]).upper()
+    return None
 
 
 # -- the synthetic market ----------------------------------------------------------------------
