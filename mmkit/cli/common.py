@@ -57,8 +57,17 @@ def run(coro: Awaitable[T]) -> T:
 
     async def main() -> T:
         task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            # Python 3.11's wait_for can swallow a cancellation that races a result
+            # (gh-86296), so keep cancelling each second until the task has stopped.
+            if not task.done():
+                task.cancel()
+                loop.call_later(1.0, stop)
+
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+            loop.add_signal_handler(signal.SIGTERM, stop)
         return await coro
 
     try:
