@@ -20,12 +20,12 @@ UPDATE_SPEEDS = {"0ms": "@depth@0ms", "100ms": "@depth@100ms", "250ms": "@depth"
 
 
 def parse_interval_ms(text: str) -> int:
-    """`100ms`, `1s`, `250` (ms) → ms."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*", text or "")
+    """`100ms`, `1s`, `10m`, `2h`, `250` (ms) → ms."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text or "")
     if not match:
-        raise click.BadParameter(f"expected a duration like 100ms or 1s, got {text!r}")
+        raise click.BadParameter(f"expected a duration like 100ms, 1s or 10m, got {text!r}")
     value, unit = float(match.group(1)), match.group(2) or "ms"
-    return int(value * 1000) if unit == "s" else int(value)
+    return int(value * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[unit])
 
 
 def replay_options(func):
