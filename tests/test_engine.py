@@ -224,3 +224,16 @@ def _check_invariants(e: Engine) -> None:
     assert e.balances["USDC"].wallet == Decimal("100000") + realized - fees + funding
     for order in e.open_orders():
         assert order.queue_ahead >= 0
+
+
+def test_modified_reduce_only_order_expires_once_the_position_is_closed():
+    """Found by the invariants test: a reduce-only bid modified to cross the ask closed the
+    short, then rested its remainder at the crossing price (a crossed public book)."""
+    e = engine("risk_averse", "100000")
+    e.place(1, limit("SELL", BID, 1, "IOC"))  # short 1
+    order, _ = e.place(2, limit("BUY", BID - 1, 1, "GTC", reduce_only=True))
+    order, _ = e.modify(3, S, "BUY", 2, ASK, order.order_id)
+    assert order.status == "EXPIRED" and order.executed_qty == 1
+    assert e.positions[S].amount == 0
+    snap = e.depth(S, 5)
+    assert snap.bids[0][0] < snap.asks[0][0]

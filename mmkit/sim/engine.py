@@ -812,7 +812,9 @@ class Engine:
         if crosses:
             events += self._take(book, order, ts)
         if order.is_open:
-            events += self._rest(book, order, ts)
+            # the same rules as a new order's remainder: a reduce-only order that has closed
+            # the position expires (er 4) rather than rest at a price that crosses
+            events += self._after_taking(book, order, self.positions[symbol], ts)
         else:
             events.append(self._delta(book, ts, book.last_id + 1, *self._level(
                 side, price, 0)))
