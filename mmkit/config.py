@@ -198,23 +198,78 @@ class GatewayConfig:
 
 @dataclass(frozen=True)
 class StrategyConfig:
+    """How one symbol is quoted; every key is explained, with why its default, in
+    docs/strategy.md."""
+
+    model: str = _opt("vol", _choice("fixed", "vol", "as", "glft"))
     base_size: Decimal = _opt(Decimal("0.010"), _decimal(gt=0))
+    max_inventory: Decimal = _opt(Decimal("0.05"), _decimal(gt=0))
     spread: Decimal = _opt(Decimal("5"), _decimal(gt=0))
-    quote_interval: int = _opt(1000, _integer(ge=50, le=3_600_000))
-    static_fraction: Decimal = _opt(Decimal("0.2"), _decimal(ge=0, le=1))
-    static_ticks: int = _opt(1, _integer(ge=0))
+    spread_ticks: int = _opt(0, _integer(ge=0))
+    min_half_spread_ticks: int = _opt(1, _integer(ge=1))
+    max_half_spread_ticks: int = _opt(1000, _integer(ge=1))
     levels: int = _opt(1, _integer(ge=1, le=10))
+    level_spacing_ticks: int = _opt(25, _integer(ge=1))
+    improve_ticks: int = _opt(1, _integer(ge=0, le=100))
+    quote_interval: int = _opt(1000, _integer(ge=50, le=3_600_000))
+    refresh_interval: int = _opt(500, _integer(ge=0, le=3_600_000))
+    refresh_min: int = _opt(100, _integer(ge=0, le=3_600_000))
+    vol_half_life: int = _opt(60000, _integer(ge=100))
+    vol_multiplier: float = _opt(1.0, _number(ge=0, le=100))
     skew: Decimal = _opt(Decimal("1"), _decimal(ge=0, le=10))
+    size_skew: Decimal = _opt(Decimal("1"), _decimal(ge=0, le=10))
+    gamma: float = _opt(0.0005, _number(gt=0))
+    kappa: float = _opt(0.02, _number(gt=0))
+    arrival_rate: float = _opt(1.0, _number(gt=0))
+    horizon: float = _opt(30.0, _number(gt=0))
+    static_fraction: Decimal = _opt(Decimal("0.2"), _decimal(ge=0, le=1))
+    static_ticks: int = _opt(100, _integer(ge=0))
+    static_refresh: int = _opt(30000, _integer(ge=0))
+    take_profit_ticks: int = _opt(30, _integer(ge=0))
+    shock_bps: float = _opt(20.0, _number(gt=0))
+    shock_window: int = _opt(1000, _integer(ge=1))
+    shock_cooldown: int = _opt(10000, _integer(ge=0))
+    micro_weight: float = _opt(1.0, _number(ge=0, le=1))
+    imbalance_ticks: float = _opt(5.0, _number(ge=0))
+    imbalance_levels: int = _opt(5, _integer(ge=1, le=100))
+    flow_ticks: float = _opt(10.0, _number(ge=0))
+    flow_half_life: int = _opt(5000, _integer(ge=1))
+    flow_scale: Decimal = _opt(Decimal("5"), _decimal(gt=0))
+    funding_ticks: float = _opt(5.0, _number(ge=0))
+    funding_scale: float = _opt(0.0005, _number(gt=0))
+
+    def _cross_checks(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.min_half_spread_ticks > self.max_half_spread_ticks:
+            problems.append(("minHalfSpreadTicks", f"must be <= maxHalfSpreadTicks "
+                             f"({self.max_half_spread_ticks}), got {self.min_half_spread_ticks}"))
+        if self.refresh_min > self.refresh_interval:
+            problems.append(("refreshMin", f"must be <= refreshInterval "
+                             f"({self.refresh_interval}), got {self.refresh_min}"))
+        return problems
 
 
 @dataclass(frozen=True)
 class RiskConfig:
+    """The guards of `mmkit.risk`; units and the reasons for the defaults: docs/risk.md."""
+
     max_position: Decimal = _opt(Decimal("0.05"), _decimal(gt=0))
     daily_max: Decimal = _opt(Decimal("5"), _decimal(gt=0))
+    account_equity: Decimal = _opt(Decimal("100"), _decimal(gt=0))
     max_drift: Decimal = _opt(Decimal("15"), _decimal(gt=0))
+    shock_window_ms: int = _opt(1000, _integer(ge=1))
     max_order_notional: Decimal = _opt(Decimal("60"), _decimal(gt=0))
+    max_order_qty: Decimal = _opt(Decimal("0.02"), _decimal(gt=0))
     max_open_orders: int = _opt(4, _integer(ge=1))
+    max_orders_per_window: int = _opt(40, _integer(ge=1))
+    order_rate_window_ms: int = _opt(10_000, _integer(ge=1))
+    max_vwap_deviation_bps: Decimal = _opt(Decimal("50"), _decimal(gt=0))
+    vwap_window_ms: int = _opt(300_000, _integer(ge=1))
+    max_book_age_ms: int = _opt(3000, _integer(ge=1))
     kill_switch_loss: Decimal = _opt(Decimal("10"), _decimal(gt=0))
+    stop_loss_pct: Decimal = _opt(Decimal("1"), _decimal(gt=0))
+    cooldown_ms: int = _opt(60_000, _integer(ge=0))
+    emergency_retry_ms: int = _opt(1000, _integer(ge=1))
 
 
 @dataclass(frozen=True)
@@ -222,6 +277,7 @@ class InventoryConfig:
     reduce_only_threshold: Decimal = _opt(Decimal("0.8"), _decimal(ge=0, le=1))
     reduce_only_max_slippage_pct: Decimal = _opt(Decimal("0.5"), _decimal(ge=0, le=5))
     target_position: Decimal = _opt(Decimal("0"), _decimal())
+    close_reprice_ticks: int = _opt(20, _integer(ge=0))
 
 
 @dataclass(frozen=True)
@@ -239,9 +295,9 @@ class SymbolConfig:
         if abs(i.target_position) > r.max_position:
             problems.append(("inventory.targetPosition", f"must be within ±risk.maxPosition "
                              f"({r.max_position}), got {i.target_position}"))
-        if r.kill_switch_loss < r.daily_max:
-            problems.append(("risk.killSwitchLoss", f"must be >= risk.dailyMax ({r.daily_max}), "
-                             f"got {r.kill_switch_loss}"))
+        if r.kill_switch_loss >= r.account_equity:
+            problems.append(("risk.killSwitchLoss", f"must be < risk.accountEquity "
+                             f"({r.account_equity}), got {r.kill_switch_loss}"))
         if r.max_open_orders < 2 * s.levels:
             problems.append(("risk.maxOpenOrders", f"must be >= 2 × strategy.levels "
                              f"({2 * s.levels}), got {r.max_open_orders}"))

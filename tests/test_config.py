@@ -242,8 +242,8 @@ def test_symbol_names_are_upper_case_alphanumerics(name):
     ({"inventory": {"targetPosition": "-0.06"}},
      "symbols.ETHUSDC.inventory.targetPosition: must be within ±risk.maxPosition (0.05), "
      "got -0.06"),
-    ({"risk": {"killSwitchLoss": 3}},
-     "symbols.ETHUSDC.risk.killSwitchLoss: must be >= risk.dailyMax (5), got 3"),
+    ({"risk": {"killSwitchLoss": 150}},
+     "symbols.ETHUSDC.risk.killSwitchLoss: must be < risk.accountEquity (100), got 150"),
     ({"strategy": {"levels": 3}},
      "symbols.ETHUSDC.risk.maxOpenOrders: must be >= 2 × strategy.levels (6), got 4"),
 ])
