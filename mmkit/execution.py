@@ -123,9 +123,10 @@ class Execution:
                 results = [await self.client.modify_order(**params[0])]
             else:
                 results = await self.client.modify_batch(params)
-        except (VenueError, NetworkError) as exc:
-            code = exc.code if isinstance(exc, VenueError) else -1001
-            results = [{"code": code, "msg": str(exc)}] * len(chunk)
+        except VenueError as exc:
+            results = [{"code": exc.code, "msg": exc.msg}] * len(chunk)
+        except NetworkError as exc:
+            results = [{"code": -1001, "msg": str(exc)}] * len(chunk)
         for action, result in zip(chunk, results, strict=False):
             self._placed(action.order, result, self.now() - sent)
 
@@ -159,6 +160,29 @@ class Execution:
 
     async def cancel_all(self, reason: str) -> None:
         await self.execute(self.manager.cancel_all(reason))
+
+    async def emergency(self, levels: list) -> None:
+        """Reduce-only IOC orders from the risk engine (halted: flatten within the slippage
+        bound). They take at once or expire, so they never occupy a ladder slot."""
+        from mmkit.orders import Order
+
+        for level in levels:
+            order = Order(level.tag, self.manager.ids.next(), level.side, level.price,
+                          level.qty, "IOC", True, "pending_new", self.now())
+            self.emit(self._order_line("order_new", order))
+            if self.dry_run:
+                continue
+            sent = self.now()
+            try:
+                result = await self.client.place_order(**self._params(order))
+            except OutcomeUnknown as exc:  # an IOC settles itself; the stream tells the fill
+                self.emit(self._reject_line(order, None, str(exc), unknown=True))
+                continue
+            except (VenueError, NetworkError) as exc:
+                code = exc.code if isinstance(exc, VenueError) else None
+                self.emit(self._reject_line(order, code, str(exc)))
+                continue
+            self.emit(self._ack_line(order, result, self.now() - sent))
 
     # -- unknown outcomes ---------------------------------------------------------------------
 

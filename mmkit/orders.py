@@ -147,17 +147,25 @@ class OrderManager:
     max_age_ms: int = 60_000
     use_modify: bool = True
     post_only_retries: int = 2
+    tolerance_share: float = 0.25
     orders: dict[str, Order] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
+    _tolerance: int = 0
     # tag → (the quoted price that was rejected post-only, ticks moved away from it)
     _reprice: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     # -- deciding ---------------------------------------------------------------------------
 
-    def diff(self, desired: list[QuoteLevel], now_ms: int,
-             mark_price=None) -> list[Action]:
-        """What to send so that what rests becomes `desired`."""
+    def diff(self, desired: list[QuoteLevel], now_ms: int, mark_price=None,
+             half_spread_ticks: float | None = None) -> list[Action]:
+        """What to send so that what rests becomes `desired`. With `half_spread_ticks` (the
+        quote's), the price tolerance grows to `tolerance_share` of it: moving an order by a
+        tick when it rests sixty ticks from the mid only spends the order budget."""
         actions: list[Action] = []
+        self._tolerance = self.price_tolerance
+        if half_spread_ticks:
+            self._tolerance = max(self.price_tolerance,
+                                  int(half_spread_ticks * self.tolerance_share))
         wanted = {level.tag: level for level in desired}
         for order in list(self.orders.values()):
             if order.tag not in wanted and order.state in (LIVE, PENDING_MODIFY):
@@ -190,7 +198,7 @@ class OrderManager:
 
     def _refresh(self, order: Order, level: QuoteLevel, now_ms: int, mark) -> Action | None:
         same_side = order.side == level.side
-        close_price = abs(order.price - level.price) <= self.price_tolerance
+        close_price = abs(order.price - level.price) <= self._tolerance
         close_qty = abs(order.open_qty - level.qty) <= self.size_tolerance
         young = now_ms - (order.acked_ms or order.sent_ms) < self.max_age_ms
         flags_same = (order.time_in_force, order.reduce_only) == (level.time_in_force,

@@ -24,6 +24,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "account": ("mmkit.cli.account", "account", "Account totals and leverage brackets."),
     "symbol": ("mmkit.cli.account", "symbol", "A symbol's trading constraints."),
     "exchange": ("mmkit.cli.exchange", "exchange", "The local Binance-compatible venue."),
+    "quote": ("mmkit.cli.quote", "quote", "Book lines in, quote lines (the orders the strategy "
+              "wants) out."),
+    "send": ("mmkit.cli.send", "send", "Keep the venue's orders equal to the latest quote "
+             "(--dry-run to only print)."),
+    "run": ("mmkit.cli.run_cmd", "run_cmd", "The whole bot in one process (paper trading on an "
+            "embedded simulator by default)."),
     "depth": ("mmkit.cli.market_data", "depth", "The local order book as book lines (live or "
               "--replay)."),
     "userstream": ("mmkit.cli.userstream_cmd", "userstream", "Order, fill, position and "

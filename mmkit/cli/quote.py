@@ -1,0 +1,148 @@
+"""`mmkit quote`: book, trade, position and fill lines in; the same lines out, plus `quote`
+lines saying which orders the strategy wants resting, and why."""
+
+from __future__ import annotations
+
+import sys
+from decimal import Decimal, InvalidOperation
+
+import click
+
+from mmkit.cli.common import load
+from mmkit.errors import ConfigError, InputError
+from mmkit.stream import LineWriter, read_lines
+
+
+@click.command("quote")
+@click.option("--symbol", "only", metavar="SYMBOL",
+              help="Quote only this symbol (default: every symbol whose book comes by).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Override a strategy setting for this run, e.g. strategy.spreadTicks=3 "
+                   "(repeatable; keys as in the config's symbols.<SYMBOL> section).")
+@click.option("--position", metavar="QTY", default="0", show_default=True,
+              help="Starting inventory, until a position or fill line says otherwise.")
+@click.option("--strict", is_flag=True, help="Stop at the first malformed input line "
+              "(default: report it with its line number and skip it).")
+@click.pass_context
+def quote(ctx: click.Context, only: str | None, settings: tuple[str, ...], position: str,
+          strict: bool) -> None:
+    """Read market lines on stdin and write them through, each `book` followed by a `quote`
+    line when the desired orders change (and as a heartbeat). Models and parameters:
+    docs/strategy.md.
+
+    \b
+    Examples:
+      mmkit --venue sim depth ETHUSDC | mmkit quote | mmkit --venue sim send --dry-run
+      mmkit depth --replay rec.jsonl.gz | mmkit quote --set strategy.spreadTicks=3 \\
+        | jq 'select(.type=="quote")'
+    """
+    from mmkit.config import flag_overrides, load_config
+    from mmkit.sim.instruments import default_specs
+
+    specs = default_specs()
+    config = load(ctx)
+    if settings:  # on the symbol quoted, or on every listed one (a replay may be ETHUSDT)
+        root = ctx.find_root().obj
+        overrides = flag_overrides(root)
+        tree = settings_tree(settings)
+        overrides["symbols"] = {s: tree for s in ([only.upper()] if only else sorted(specs))}
+        config = load_config(getattr(root, "config_path", None), overrides=overrides)
+    try:
+        start_qty = Decimal(position)
+    except InvalidOperation:
+        raise click.BadParameter(f"not a quantity: {position!r}",
+                                 param_hint="--position") from None
+    QuoteStage(config, specs, only.upper() if only else None, start_qty).run(
+        read_lines(sys.stdin.buffer, strict=strict), LineWriter())
+
+
+def settings_tree(settings: tuple[str, ...]) -> dict:
+    """`strategy.spreadTicks=3` → {"strategy": {"spreadTicks": "3"}}."""
+    tree: dict = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) < 2 or not all(parts):
+            raise ConfigError("expected KEY=VALUE with a dotted key, e.g. "
+                              f"strategy.spreadTicks=3, got {item!r}", "--set")
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value.strip()
+    return tree
+
+
+class QuoteStage:
+    """One strategy per symbol, fed from lines; every input line is written through."""
+
+    def __init__(self, config, specs, only: str | None, start_qty: Decimal):
+        self.config = config
+        self.specs = specs
+        self.only = only
+        self.start_qty = start_qty
+        self.strategies: dict = {}
+
+    def strategy(self, symbol: str):
+        from mmkit.strategy import make_strategy
+
+        if symbol not in self.strategies:
+            spec = self.specs.get(symbol)
+            if spec is None:
+                raise InputError(f"unknown symbol {symbol!r}", field="symbol")
+            symbol_config = self.config.symbols.get(symbol)
+            if symbol_config is None:
+                from mmkit.config import SymbolConfig
+
+                symbol_config = SymbolConfig()
+            strategy = make_strategy(spec, symbol_config.strategy)
+            strategy.on_position(spec.round_qty(self.start_qty.copy_abs())
+                                 * (-1 if self.start_qty < 0 else 1), 0)
+            self.strategies[symbol] = (spec, strategy)
+        return self.strategies[symbol]
+
+    def run(self, lines, out: LineWriter) -> None:
+        for number, raw, line in lines:
+            out.write_raw(raw)
+            symbol = line.get("symbol")
+            if not symbol or (self.only and symbol != self.only):
+                continue
+            try:
+                quote = self.handle(line)
+            except (InputError, KeyError, TypeError, ValueError) as exc:
+                reason = exc.reason if isinstance(exc, InputError) else f"bad value ({exc})"
+                print(f"mmkit quote: skipped line {number}: {reason}", file=sys.stderr,
+                      flush=True)
+                continue
+            if quote is not None:
+                out.write(quote_line(self.strategies[symbol][0], quote))
+
+    def handle(self, line: dict):
+        from mmkit.feeds import book_top_from_line, own_fill_from_line
+        from mmkit.model import MarketTrade
+
+        kind = line.get("type")
+        if kind not in ("book", "trade", "position", "fill"):
+            return None
+        spec, strategy = self.strategy(line["symbol"])
+        if kind == "book":
+            return strategy.on_book(book_top_from_line(spec, line))
+        if kind == "trade":
+            strategy.on_trade(MarketTrade(line["symbol"], int(line["ts"]), int(line["tradeId"]),
+                                          spec.to_ticks(line["price"]),
+                                          spec.to_steps(line["qty"]), line["side"] == "SELL"))
+        elif kind == "position":
+            strategy.on_position(spec.to_steps(line["qty"].lstrip("-"))
+                                 * (-1 if line["qty"].startswith("-") else 1), int(line["ts"]))
+        elif kind == "fill":
+            strategy.on_fill(own_fill_from_line(spec, line))
+        return None
+
+
+def quote_line(spec, quote) -> dict:
+    return {
+        "type": "quote", "symbol": quote.symbol, "ts": quote.ts,
+        "levels": [{"tag": lv.tag, "side": lv.side, "price": spec.price_str(lv.price),
+                    "qty": spec.qty_str(lv.qty), "timeInForce": lv.time_in_force,
+                    "reduceOnly": lv.reduce_only} for lv in quote.levels],
+        "reasons": quote.reasons, "paused": quote.paused,
+    }

@@ -1,0 +1,193 @@
+"""`mmkit run`: the whole bot in one process. With no keys and no venue it trades an embedded
+simulator (paper trading); `--venue testnet` or `--venue live --live` point it at Binance."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from decimal import Decimal, InvalidOperation
+
+import click
+
+from mmkit.cli.common import load, run
+from mmkit.cli.market_data import parse_interval_ms
+from mmkit.stream import LineWriter
+
+
+@click.command("run")
+@click.option("--symbol", metavar="SYMBOL", help="Symbol to trade (default: the first "
+              "configured symbol, ETHUSDC).")
+@click.option("--duration", metavar="DURATION", help="Stop after this much venue time, e.g. "
+              "90s, 10m (default: until Ctrl-C or SIGTERM).")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Embedded simulator only: venue time runs this many times faster.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Embedded simulator only: the synthetic market's seed.")
+@click.option("--live", is_flag=True, help="Required to trade real money on the live venue.")
+@click.option("--position", "expected_position", metavar="QTY",
+              help="Refuse to start unless the venue's position is this (within a step).")
+@click.option("--lines/--status", "as_lines", default=None,
+              help="JSON lines of fills, orders and risk events on stdout, or a live status "
+                   "line (default: status on a terminal, lines otherwise).")
+@click.pass_context
+def run_cmd(ctx: click.Context, symbol: str | None, duration: str | None, speed: float,
+            seed: int, live: bool, expected_position: str | None,
+            as_lines: bool | None) -> None:
+    """Quote, trade and manage risk for one symbol until stopped; cancel everything and print
+    a summary at the end. Parameters: docs/strategy.md and docs/risk.md.
+
+    \b
+    Examples:
+      mmkit run                                   # paper trading on an embedded simulator
+      mmkit run --duration 10m --speed 20         # a quick look: 10 minutes at 20x
+      mmkit --venue testnet run --symbol ETHUSDC  # Binance's testnet (testnet keys)
+      mmkit --venue live run --live               # real money
+    """
+    config = load(ctx)
+    if config.gateway.venue == "live" and not live:
+        raise click.UsageError("refusing to trade real money on the live venue without --live")
+    try:
+        expected = Decimal(expected_position) if expected_position is not None else None
+    except InvalidOperation:
+        raise click.BadParameter(f"not a quantity: {expected_position!r}",
+                                 param_hint="--position") from None
+    seconds = parse_interval_ms(duration) / 1000 if duration else None
+    if as_lines is None:
+        as_lines = not sys.stdout.isatty()
+    symbol = (symbol or next(iter(sorted(config.symbols)), "ETHUSDC")).upper()
+    run(_run(config, symbol, seconds, speed, seed, expected, as_lines))
+
+
+def _embedded(config) -> bool:
+    """No venue chosen and no keys: paper trading on a simulator started in-process."""
+    gateway = config.gateway
+    return gateway.venue == "sim" and not gateway.base_url and config.credentials() is None
+
+
+async def _run(config, symbol: str, seconds: float | None, speed: float, seed: int,
+               expected: Decimal | None, as_lines: bool) -> None:
+    server = None
+    if _embedded(config):
+        server = _start_simulator(symbol, speed, seed)
+        config = _pointed_at(config, server)
+        print(f"mmkit run: paper trading {symbol} on an embedded simulator at "
+              f"{server.base_url} (synthetic market, seed {seed}, speed {speed:g}x)",
+              file=sys.stderr)
+    try:
+        await _trade(config, symbol, seconds, expected, as_lines,
+                     wall_scale=speed if server else 1.0)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _start_simulator(symbol: str, speed: float, seed: int):
+    from mmkit.sim.engine import EngineConfig
+    from mmkit.sim.instruments import default_specs
+    from mmkit.sim.market import SyntheticMarket
+    from mmkit.sim.server import ServerThread
+    from mmkit.sim.venue import Venue, VenueClock
+
+    specs = default_specs([symbol])
+    if symbol not in specs:
+        raise click.UsageError(f"the embedded simulator lists {', '.join(default_specs())}, "
+                               f"not {symbol}")
+    clock = VenueClock(speed=speed)
+    market = iter(SyntheticMarket(specs[symbol], seed=seed, start_ms=clock.now()))
+    venue = Venue(specs, market, config=EngineConfig(seed=seed), clock=clock, seed=seed)
+    return ServerThread(venue, "127.0.0.1", 0).start()
+
+
+def _pointed_at(config, server):
+    import dataclasses
+
+    gateway = dataclasses.replace(config.gateway, base_url=server.base_url,
+                                  ws_url=server.ws_url)
+    return dataclasses.replace(config, gateway=gateway)
+
+
+async def _trade(config, symbol: str, duration_s: float | None, expected: Decimal | None,
+                 as_lines: bool, wall_scale: float) -> None:
+    from mmkit.cli.common import rest_client
+    from mmkit.cli.market_data import _routed, _venue_spec
+    from mmkit.execution import Execution, wall_ms
+    from mmkit.orders import ClientIds, OrderManager
+    from mmkit.risk import build_guards
+    from mmkit.runner import Runner
+    from mmkit.strategy import make_strategy
+
+    out = LineWriter()
+    emit = out.write if as_lines else (lambda line: None)
+    async with rest_client(config) as client:
+        await client.sync_time()
+        spec = await _venue_spec(client, symbol)
+        symbol_config = config.symbols.get(symbol)
+        if symbol_config is None:
+            from mmkit.config import SymbolConfig
+
+            symbol_config = SymbolConfig()
+        # on the embedded simulator venue time runs `wall_scale` times faster than ours
+        start_wall = time.time()
+        start_venue = client.venue_now_ms()
+
+        def venue_ms() -> int:
+            return start_venue + int((time.time() - start_wall) * 1000 * wall_scale)
+
+        manager = OrderManager(spec, ClientIds.for_run("mm", wall_ms(), salt=os.getpid()),
+                               price_tolerance=0, max_age_ms=60_000)
+        execution = Execution(client, manager, symbol, emit, now=venue_ms)
+        runner = Runner(config=config, spec=spec, client=client, ws_url=config.ws_url,
+                        routed=_routed(config), strategy=make_strategy(spec,
+                                                                       symbol_config.strategy),
+                        risk=build_guards(spec, symbol_config.risk, symbol_config.inventory),
+                        manager=manager, execution=execution, emit=emit, wall_ms=venue_ms)
+        await runner.start(expected)
+        status_task = None if as_lines else asyncio.create_task(_show_status(runner))
+        try:
+            await runner.run(duration_s / wall_scale if duration_s else None)
+        finally:
+            with contextlib.suppress(Exception):
+                await runner.stop()
+            if status_task is not None:
+                status_task.cancel()
+                await asyncio.gather(status_task, return_exceptions=True)
+            _summary(runner, out, as_lines)
+
+
+async def _show_status(runner) -> None:
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console(stderr=True)
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+        while True:
+            live.update(_status_text(runner))
+            await asyncio.sleep(0.25)
+
+
+def _status_text(runner) -> str:
+    s = runner.status
+    net = s.realized - s.fees
+    return (f"{s.symbol} mid {s.mid or '-'} spread {s.spread_ticks or '-'}t | pos {s.position} "
+            f"| fills {s.fills} ({s.maker_fills} maker) | realized {s.realized:.4f} "
+            f"fees {s.fees:.4f} net {net:.4f} | orders {s.orders} | risk {s.risk_mode}"
+            + (f" | paused: {s.paused}" if s.paused else ""))
+
+
+def _summary(runner, out: LineWriter, as_lines: bool) -> None:
+    s = runner.status
+    elapsed_s = (runner.wall_ms() - s.started_ms) / 1000
+    line = {"type": "summary", "symbol": s.symbol, "ts": runner.wall_ms(),
+            "venueSeconds": round(elapsed_s, 1), "fills": s.fills, "makerFills": s.maker_fills,
+            "volume": str(s.volume.quantize(Decimal("0.01"))),
+            "realizedPnl": str(s.realized), "fees": str(s.fees),
+            "netPnl": str(s.realized - s.fees), "position": s.position,
+            "orders": s.orders, "quotes": s.quotes, "bookResyncs": s.resyncs,
+            "riskMode": s.risk_mode}
+    if as_lines:
+        out.write(line)
+    print("mmkit run: " + ", ".join(f"{k} {v}" for k, v in line.items()
+                                    if k not in ("type", "ts")), file=sys.stderr)

@@ -1,0 +1,242 @@
+"""`mmkit send`: keep the venue's resting orders equal to the latest `quote` line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+from decimal import Decimal
+
+import click
+
+from mmkit.cli.common import load, rest_client, run
+from mmkit.errors import ConfigError, InputError
+from mmkit.stream import LineWriter, read_lines
+
+log = logging.getLogger("mmkit.send")
+
+
+@click.command("send")
+@click.option("--symbol", metavar="SYMBOL", help="The symbol to trade (default: the first "
+              "configured symbol); lines of other symbols pass through.")
+@click.option("--dry-run", is_flag=True, help="Send nothing: print the actions it would take.")
+@click.option("--live", is_flag=True, help="Required to trade on the live venue.")
+@click.option("--position", "expected_position", metavar="QTY",
+              help="Refuse to start unless the venue's position is this (within a step).")
+@click.option("--prefix", default="mm", show_default=True,
+              help="Client order id prefix; orders with it left by an earlier run are cancelled "
+                   "at start.")
+@click.option("--price-tolerance", type=click.IntRange(0), default=0, show_default=True,
+              help="Ticks a resting order may differ from the quote before it is replaced.")
+@click.option("--size-tolerance", type=click.IntRange(0), default=0, show_default=True,
+              help="Steps a resting order may differ from the quote before it is replaced.")
+@click.option("--max-age", "max_age_s", type=float, default=60.0, show_default=True,
+              help="Seconds after which a resting order is refreshed.")
+@click.option("--strict", is_flag=True, help="Stop at the first malformed input line "
+              "(default: report it with its line number and skip it).")
+@click.pass_context
+def send(ctx: click.Context, symbol: str | None, dry_run: bool, live: bool,
+         expected_position: str | None, prefix: str, price_tolerance: int,
+         size_tolerance: int, max_age_s: float, strict: bool) -> None:
+    """Read `quote` lines (and `book` lines, for the risk guards) on stdin; place, modify and
+    cancel orders so what rests equals the latest quote; write order_new, order_modify,
+    order_ack, order_cancel, order_reject, fill and risk lines. Other lines pass through.
+
+    At start, orders with our prefix from an earlier run are cancelled; at the end of input
+    or on SIGTERM, ours are cancelled. An order whose outcome is unknown is queried by its
+    client order id, never resent.
+
+    \b
+    Examples:
+      mmkit --venue sim depth ETHUSDC | mmkit quote | mmkit --venue sim send --dry-run
+      mmkit --venue sim depth ETHUSDC | mmkit quote | mmkit --venue sim send
+    """
+    config = load(ctx)
+    if config.gateway.venue == "live" and not live and not dry_run:
+        raise click.UsageError("refusing to trade real money on the live venue without --live")
+    symbol = (symbol or next(iter(sorted(config.symbols)), "ETHUSDC")).upper()
+    run(_send(config, symbol, dry_run, expected_position, prefix, price_tolerance,
+              size_tolerance, int(max_age_s * 1000), strict))
+
+
+async def _send(config, symbol: str, dry_run: bool, expected_position: str | None,
+                prefix: str, price_tolerance: int, size_tolerance: int, max_age_ms: int,
+                strict: bool) -> None:
+    from mmkit.cli.market_data import _venue_spec
+    from mmkit.execution import Execution, wall_ms
+    from mmkit.orders import ClientIds, OrderManager
+
+    out = LineWriter()
+    async with rest_client(config) as client:
+        spec = await _venue_spec(client, symbol)
+        ids = ClientIds.for_run(prefix, wall_ms(), salt=os.getpid())
+        manager = OrderManager(spec, ids, price_tolerance=price_tolerance,
+                               size_tolerance=size_tolerance, max_age_ms=max_age_ms)
+        execution = Execution(client, manager, symbol, out.write, dry_run=dry_run)
+        session = SendSession(config, spec, manager, execution, out, dry_run)
+        await session.start(expected_position)
+        try:
+            await session.loop(_stdin_lines(strict))
+        finally:
+            await session.stop()
+
+
+class SendSession:
+    """One `send` run: start-up checks, the read–decide–write loop, and a clean stop."""
+
+    def __init__(self, config, spec, manager, execution, out, dry_run: bool):
+        from mmkit.risk import build_guards
+
+        self.config = config
+        self.spec = spec
+        self.symbol = spec.symbol
+        self.manager = manager
+        self.execution = execution
+        self.out = out
+        self.dry_run = dry_run
+        symbol_config = config.symbols.get(self.symbol) or next(iter(config.symbols.values()))
+        self.risk = build_guards(spec, symbol_config.risk, symbol_config.inventory)
+        self.book = None
+        self.user_task: asyncio.Task | None = None
+
+    async def start(self, expected_position: str | None) -> None:
+        client = self.execution.client
+        positions = await client.positions(self.symbol)
+        qty = sum(self.spec.to_steps(p["positionAmt"]) for p in positions
+                  if p["symbol"] == self.symbol)
+        if expected_position is not None:
+            expected = self.spec.round_qty(Decimal(expected_position).copy_abs())
+            expected = expected if not expected_position.strip().startswith("-") else -expected
+            if abs(qty - expected) > 1:
+                raise ConfigError(f"the venue's position is {self.spec.qty_str(qty)}, not "
+                                  f"{expected_position}: refusing to start", "--position")
+        self.risk.on_position(qty, self.execution.now())
+        ours, others = self.manager.foreign_or_stale(await client.open_orders(self.symbol))
+        if others:
+            log.warning("%d open %s orders are not ours; leaving them alone", len(others),
+                        self.symbol)
+        for order in ours:
+            self.out.write({"type": "order_cancel", "symbol": self.symbol,
+                            "ts": self.execution.now(), "tag": None,
+                            "clientOrderId": order["clientOrderId"],
+                            "orderId": order["orderId"], "side": order["side"],
+                            "price": order["price"], "qty": order["origQty"],
+                            "timeInForce": order["timeInForce"],
+                            "reduceOnly": order.get("reduceOnly", False),
+                            "reason": "left by an earlier run", "dryRun": self.dry_run})
+            if not self.dry_run:
+                await client.cancel_order(self.symbol, order_id=order["orderId"])
+        if not self.dry_run:
+            self.user_task = asyncio.create_task(self._user_stream())
+
+    async def loop(self, lines) -> None:
+        from mmkit.feeds import book_top_from_line
+        from mmkit.model import QuoteLevel
+
+        async for number, raw, line in lines:
+            kind, symbol = line.get("type"), line.get("symbol")
+            if symbol != self.symbol or kind not in ("book", "quote"):
+                if kind not in ("book", "quote"):
+                    self.out.write_raw(raw)
+                continue
+            now = self.execution.now()
+            try:
+                if kind == "book":
+                    self.book = book_top_from_line(self.spec, line)
+                    self._risk_lines(self.risk.on_book(self.book))
+                    continue
+                quote = quote_from_line(self.spec, line, QuoteLevel)
+            except (KeyError, TypeError, ValueError) as exc:
+                print(f"mmkit send: skipped {InputError(str(exc), f'line {number}')}",
+                      file=sys.stderr)
+                continue
+            quote, events = self.risk.apply(quote, now)
+            self._risk_lines(events)
+            if self.risk.mode == "halted" and self.book is not None:
+                await self.execution.cancel_all("risk halt")
+                await self._emergency(now)
+                continue
+            actions = self.manager.diff(quote.levels, now,
+                                        half_spread_ticks=quote.reasons.get("halfSpreadTicks"))
+            await self.execution.execute(actions)
+            sent = sum(1 for a in actions if type(a).__name__ in ("Place", "Modify"))
+            if sent:
+                self.risk.on_order_sent(now, sent)
+            await self.execution.settle_unknown()
+
+    async def _emergency(self, now: int) -> None:
+        await self.execution.emergency(self.risk.emergency_orders(self.book, now))
+
+    def _risk_lines(self, events) -> None:
+        for event in events:
+            self.out.write({"type": "risk", "symbol": self.symbol, "ts": event.ts,
+                            "guard": event.guard, "action": event.action,
+                            "detail": event.detail, "mode": self.risk.mode})
+
+    async def _user_stream(self) -> None:
+        from mmkit.cli.market_data import _routed
+        from mmkit.feeds import own_fill_from_line
+        from mmkit.userstream import UserStream
+
+        stream = UserStream(self.execution.client, self.config.ws_url, [self.symbol],
+                            routed=_routed(self.config))
+        async for line in stream.lines():
+            kind = line.get("type")
+            if kind == "order":
+                self.manager.on_update(line, self.execution.now())
+            elif kind == "fill":
+                fill = own_fill_from_line(self.spec, line)
+                self.manager.on_fill(fill)
+                self._risk_lines(self.risk.on_fill(fill))
+                self.out.write(line)
+            elif kind == "position":
+                self.risk.on_position(self.spec.to_steps(line["qty"]), line["ts"])
+
+    async def stop(self) -> None:
+        try:
+            await self.execution.cancel_all("shutdown")
+        finally:
+            if self.user_task is not None:
+                await asyncio.sleep(0.2)  # the last fills of the cancels' race
+                self.user_task.cancel()
+                await asyncio.gather(self.user_task, return_exceptions=True)
+            c = self.manager.counters
+            print(f"mmkit send: {c.placed} placed, {c.modified} modified, {c.rejected} rejected "
+                  f"({c.post_only_rejects} post-only), {c.local_rejects} refused locally, "
+                  f"{c.unknown} unknown, {c.fills} fills", file=sys.stderr)
+
+
+def quote_from_line(spec, line: dict, level_type) -> object:
+    from mmkit.model import Quote
+
+    levels = [level_type(lv["side"], spec.to_ticks(lv["price"]), spec.to_steps(lv["qty"]),
+                         lv["tag"], lv.get("timeInForce", "GTX"), bool(lv.get("reduceOnly")))
+              for lv in line["levels"]]
+    return Quote(line["symbol"], int(line["ts"]), levels, line.get("reasons") or {},
+                 line.get("paused"))
+
+
+async def _stdin_lines(strict: bool):
+    """stdin's lines without blocking the loop: a reader thread feeds a queue (works for
+    pipes, files and terminals alike)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue(maxsize=10_000)
+
+    def reader() -> None:
+        try:
+            for item in read_lines(sys.stdin.buffer, strict=strict):
+                asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+        except InputError as exc:
+            asyncio.run_coroutine_threadsafe(queue.put(exc), loop).result()
+        asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+
+    threading.Thread(target=reader, name="mmkit-stdin", daemon=True).start()
+    while True:
+        item = await queue.get()
+        if item is None:
+            return
+        if isinstance(item, InputError):
+            raise item
+        yield item

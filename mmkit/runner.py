@@ -1,0 +1,256 @@
+"""`mmkit run`'s engine room: the depth feed, trades, user stream, strategy, risk guards and
+order manager of one symbol in one asyncio process, over the same core as the pipe.
+
+The feed keeps only the latest book; a decision loop wakes on it, so a slow venue round trip
+never makes the bot act on an old book. Fills, order updates and positions from the user
+stream go to the order manager, the risk guards and the strategy. A countdownCancelAll
+heartbeat is the dead-man's switch: if this process dies, the venue cancels our orders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from mmkit.errors import ConfigError, NetworkError, VenueError
+
+log = logging.getLogger("mmkit.run")
+
+HEARTBEAT_S = 10.0
+COUNTDOWN_MS = 30_000
+
+
+@dataclass
+class Status:
+    """What the status line and the summary show; updated as the run goes."""
+
+    symbol: str
+    started_ms: int
+    mid: str | None = None
+    spread_ticks: int | None = None
+    position: str = "0"
+    realized: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    fills: int = 0
+    maker_fills: int = 0
+    volume: Decimal = Decimal(0)
+    quotes: int = 0
+    orders: int = 0
+    risk_mode: str = "normal"
+    paused: str | None = None
+    books: int = 0
+    resyncs: int = 0
+    last_fill: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner:
+    def __init__(self, *, config, spec, client, ws_url: str, routed: bool, strategy, risk,
+                 manager, execution, emit: Callable[[dict[str, Any]], None],
+                 levels: int = 5, wall_ms: Callable[[], int] | None = None):
+        self.config = config
+        self.spec = spec
+        self.symbol = spec.symbol
+        self.client = client
+        self.ws_url = ws_url
+        self.routed = routed
+        self.strategy = strategy
+        self.risk = risk
+        self.manager = manager
+        self.execution = execution
+        self.emit = emit
+        self.levels = levels
+        self.wall_ms = wall_ms or (lambda: int(time.time() * 1000))
+        self.status = Status(self.symbol, self.wall_ms())
+        self._book = None
+        self._book_ready = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self.feed = None
+
+    # -- start and stop ---------------------------------------------------------------------
+
+    async def start(self, expected_position: Decimal | None = None) -> None:
+        """Reconcile with the venue before quoting: the position (refuse on a mismatch with
+        `expected_position`), and our orders from an earlier run (cancelled)."""
+        positions = await self.client.positions(self.symbol)
+        qty = sum(self.spec.to_steps(p["positionAmt"].lstrip("-"))
+                  * (-1 if p["positionAmt"].startswith("-") else 1)
+                  for p in positions if p["symbol"] == self.symbol)
+        if expected_position is not None:
+            expected = self.spec.round_qty(expected_position.copy_abs())
+            expected = -expected if expected_position < 0 else expected
+            if abs(qty - expected) > 1:
+                raise ConfigError(f"the venue's {self.symbol} position is "
+                                  f"{self.spec.qty_str(qty)}, expected {expected_position}: "
+                                  "refusing to start", "--position")
+        self.strategy.on_position(qty, self.wall_ms())
+        self.risk.on_position(qty, self.wall_ms())
+        self.status.position = self.spec.qty_str(qty) if qty >= 0 else \
+            "-" + self.spec.qty_str(-qty)
+        ours, others = self.manager.foreign_or_stale(await self.client.open_orders(self.symbol))
+        for order in ours:
+            log.info("cancelling order %s left by an earlier run", order["clientOrderId"])
+            with contextlib.suppress(VenueError):
+                await self.client.cancel_order(self.symbol, order_id=order["orderId"])
+        if others:
+            log.warning("%d open %s orders are not ours; leaving them alone", len(others),
+                        self.symbol)
+
+    async def run(self, duration_s: float | None = None) -> None:
+        self._tasks = [asyncio.create_task(self._depth(), name="depth"),
+                       asyncio.create_task(self._trades(), name="trades"),
+                       asyncio.create_task(self._user(), name="user"),
+                       asyncio.create_task(self._heartbeat(), name="heartbeat")]
+        decide = asyncio.create_task(self._decide(), name="decide")
+        try:
+            waiters = [decide, *self._tasks]
+            done, _ = await asyncio.wait(waiters, timeout=duration_s,
+                                         return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()
+        finally:
+            decide.cancel()
+            await asyncio.gather(decide, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Cancel everything we have resting, switch the dead-man's switch off, stop tasks."""
+        try:
+            await self.execution.cancel_all("shutdown")
+            with contextlib.suppress(VenueError, NetworkError):
+                await self.client.countdown_cancel_all(self.symbol, 0)
+            await asyncio.sleep(0.2)  # fills racing the cancels arrive on the user stream
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    async def _depth(self) -> None:
+        from mmkit.binance.ws import StreamClient, route_for, stream_url
+        from mmkit.feeds import DepthFeed, book_top_from_line
+
+        name = self.symbol.lower() + "@depth@100ms"
+        url = stream_url(self.ws_url, [name], route_for(name) if self.routed else None)
+        # one clock for receive times and decisions (venue time on a sped-up simulator)
+        self.feed = DepthFeed(self.spec, StreamClient(url, wall_ms=self.wall_ms),
+                              self.client.depth, levels=self.levels, wall_ms=self.wall_ms)
+        async for line in self.feed.lines_out():
+            self._book = book_top_from_line(self.spec, line)
+            self.status.books += 1
+            self.status.resyncs = self.feed.resyncs
+            self.status.mid = line.get("mid")
+            self.status.spread_ticks = line.get("spreadTicks")
+            self._book_ready.set()
+
+    async def _trades(self) -> None:
+        from mmkit.binance.ws import StreamClient, StreamMessage, route_for, stream_url
+        from mmkit.model import MarketTrade
+
+        name = self.symbol.lower() + "@aggTrade"
+        url = stream_url(self.ws_url, [name], route_for(name) if self.routed else None)
+        spec = self.spec
+        async for item in StreamClient(url, wall_ms=self.wall_ms).messages():
+            if isinstance(item, StreamMessage) and item.data.get("e") == "aggTrade":
+                data = item.data
+                self.strategy.on_trade(MarketTrade(self.symbol, int(data["T"]), int(data["a"]),
+                                                   spec.to_ticks(data["p"]),
+                                                   spec.to_steps(data["q"]), bool(data["m"])))
+
+    async def _user(self) -> None:
+        from mmkit.feeds import own_fill_from_line
+        from mmkit.userstream import UserStream
+
+        stream = UserStream(self.client, self.ws_url, [self.symbol], routed=self.routed,
+                            wall_ms=self.wall_ms)
+        async for line in stream.lines():
+            kind = line.get("type")
+            now = self.wall_ms()
+            if kind == "order":
+                self.manager.on_update(line, now)
+            elif kind == "fill":
+                fill = own_fill_from_line(self.spec, line)
+                self.manager.on_fill(fill)
+                self.strategy.on_fill(fill)
+                self._risk_lines(self.risk.on_fill(fill))
+                self._count_fill(line)
+                self.emit(line)
+            elif kind == "position":
+                qty = line["qty"]
+                steps = self.spec.to_steps(qty.lstrip("-")) * (-1 if qty.startswith("-") else 1)
+                self.strategy.on_position(steps, line["ts"])
+                self.risk.on_position(steps, line["ts"])
+                self.status.position = qty
+
+    async def _heartbeat(self) -> None:
+        """The dead-man's switch: the venue cancels our orders if we stop renewing it."""
+        while True:
+            try:
+                await self.client.countdown_cancel_all(self.symbol, COUNTDOWN_MS)
+            except (VenueError, NetworkError) as exc:
+                log.warning("countdownCancelAll heartbeat failed: %s", exc)
+            await asyncio.sleep(HEARTBEAT_S)
+
+    async def _decide(self) -> None:
+        while True:
+            await self._book_ready.wait()
+            self._book_ready.clear()
+            book = self._book
+            if book is None:
+                continue
+            await self.decide(book)
+
+    async def decide(self, book) -> None:
+        """One decision on the latest book: strategy → risk → order diff → venue."""
+        now = self.wall_ms()
+        self._risk_lines(self.risk.on_book(book))
+        quote = self.strategy.on_book(book)  # the strategy sees every book, halted or not
+        if await self._halted(book, now) or quote is None:
+            return
+        self.status.quotes += 1
+        self.status.paused = quote.paused
+        quote, events = self.risk.apply(quote, now)
+        self._risk_lines(events)
+        if await self._halted(book, now):
+            return
+        actions = self.manager.diff(quote.levels, now,
+                                    half_spread_ticks=quote.reasons.get("halfSpreadTicks"))
+        await self.execution.execute(actions)
+        sent = sum(1 for a in actions if type(a).__name__ in ("Place", "Modify"))
+        if sent:
+            self.status.orders += sent
+            self.risk.on_order_sent(now, sent)
+        await self.execution.settle_unknown()
+
+    async def _halted(self, book, now: int) -> bool:
+        """Halted by a guard: nothing rests, and the emergency orders flatten the position
+        within the slippage bound (the engine paces their retries)."""
+        self.status.risk_mode = self.risk.mode
+        if self.risk.mode != "halted":
+            return False
+        await self.execution.cancel_all("risk halt")
+        await self.execution.emergency(self.risk.emergency_orders(book, now))
+        return True
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def _risk_lines(self, events) -> None:
+        for event in events:
+            self.emit({"type": "risk", "symbol": self.symbol, "ts": event.ts,
+                       "guard": event.guard, "action": event.action, "detail": event.detail,
+                       "mode": self.risk.mode})
+
+    def _count_fill(self, line: dict[str, Any]) -> None:
+        status = self.status
+        status.fills += 1
+        status.maker_fills += bool(line.get("maker"))
+        status.realized += Decimal(line.get("realizedPnl") or "0")
+        status.fees += Decimal(line.get("commission") or "0")
+        status.volume += Decimal(line["price"]) * Decimal(line["qty"])
+        status.last_fill = line
