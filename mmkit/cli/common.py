@@ -14,6 +14,7 @@ from mmkit.binance.signing import Credentials
 from mmkit.errors import NetworkError, OutcomeUnknown
 
 T = TypeVar("T")
+STOP_GRACE_S = 5.0
 
 
 def load(ctx: click.Context):
@@ -61,10 +62,11 @@ def run(coro: Awaitable[T]) -> T:
 
         def stop() -> None:
             # Python 3.11's wait_for can swallow a cancellation that races a result
-            # (gh-86296), so keep cancelling each second until the task has stopped.
+            # (gh-86296), so cancel again if the task is still running after a grace period
+            # long enough for its clean-up (cancelling orders) to finish.
             if not task.done():
                 task.cancel()
-                loop.call_later(1.0, stop)
+                loop.call_later(STOP_GRACE_S, stop)
 
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGTERM, stop)

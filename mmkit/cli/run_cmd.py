@@ -168,13 +168,16 @@ async def _show_status(runner) -> None:
             await asyncio.sleep(0.25)
 
 
-def _status_text(runner) -> str:
+def _status_text(runner):
+    """One line that fits 80 columns: mid, spread, position, fills (maker), net PnL after
+    fees, orders sent, risk mode."""
+    from rich.text import Text
+
     s = runner.status
     net = s.realized - s.fees
-    return (f"{s.symbol} mid {s.mid or '-'} spread {s.spread_ticks or '-'}t | pos {s.position} "
-            f"| fills {s.fills} ({s.maker_fills} maker) | realized {s.realized:.4f} "
-            f"fees {s.fees:.4f} net {net:.4f} | orders {s.orders} | risk {s.risk_mode}"
-            + (f" | paused: {s.paused}" if s.paused else ""))
+    text = (f"{s.symbol} {s.mid or '-'} ({s.spread_ticks or '-'}t) pos {s.position} "
+            f"fills {s.fills}/{s.maker_fills}m net {net:+.4f} ord {s.orders} {s.risk_mode}")
+    return Text(text + (f" paused:{s.paused}" if s.paused else ""))
 
 
 def _summary(runner, out: LineWriter, as_lines: bool) -> None:

@@ -1,0 +1,125 @@
+"""The product end to end against the simulator: the three-process pipe
+`depth | quote | send` and the one-process `run`, each trading a sped-up synthetic market
+until SIGTERM; then nothing of ours rests, and our fill lines are exactly the venue's fills."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import orjson
+import pytest
+
+from mmkit.sim.engine import EngineConfig
+from mmkit.sim.instruments import default_specs
+from mmkit.sim.market import SyntheticMarket
+from mmkit.sim.server import ServerThread
+from mmkit.sim.venue import Venue, VenueClock
+from tests.simkit import SignedHttp
+
+TIGHT = ("strategy.model=fixed", "strategy.spreadTicks=2", "strategy.staticFraction=0",
+         "strategy.refreshInterval=200")
+
+
+def fast_venue(seed: int = 11, speed: float = 10.0) -> Venue:
+    specs = default_specs(["ETHUSDC"])
+    clock = VenueClock(speed=speed)
+    market = iter(SyntheticMarket(specs["ETHUSDC"], seed=seed, start_ms=clock.now()))
+    return Venue(specs, market, config=EngineConfig(seed=seed), clock=clock, seed=seed)
+
+
+def env() -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("MM_", "MMKIT_"))}
+
+
+def venue_args(sim) -> list[str]:
+    return ["--venue", "sim", "--base-url", sim.base_url, "--ws-url", sim.ws_url]
+
+
+def stop(procs, timeout: float = 30) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        proc.wait(timeout=timeout)
+
+
+def after_the_run(sim, out_lines: list[dict]) -> None:
+    """Nothing of ours rests, and the fill lines are exactly the venue's fills."""
+    http = SignedHttp(sim.base_url)
+    assert http.signed("GET", "/fapi/v1/openOrders", symbol="ETHUSDC").json() == []
+    truth = httpx.get(f"{sim.base_url}/_sim/fills").json()
+    seen = [line["tradeId"] for line in out_lines if line["type"] == "fill"]
+    assert sorted(seen) == sorted(f["tradeId"] for f in truth)
+    assert len(seen) == len(set(seen))
+
+
+def test_depth_quote_send_pipeline_trades_and_cleans_up(tmp_path):
+    with ServerThread(fast_venue(), "127.0.0.1", 0) as sim:
+        out = tmp_path / "send.jsonl"
+        settings = [a for s in TIGHT for a in ("--set", s)]
+        with open(out, "wb") as sink:
+            depth = subprocess.Popen([sys.executable, "-m", "mmkit", *venue_args(sim), "depth",
+                                      "ETHUSDC", "--levels", "5"], stdout=subprocess.PIPE,
+                                     env=env())
+            quote = subprocess.Popen([sys.executable, "-m", "mmkit", "quote", *settings],
+                                     stdin=depth.stdout, stdout=subprocess.PIPE, env=env())
+            send = subprocess.Popen([sys.executable, "-m", "mmkit", *venue_args(sim), "send"],
+                                    stdin=quote.stdout, stdout=sink, stderr=subprocess.PIPE,
+                                    env=env())
+            depth.stdout.close()
+            quote.stdout.close()
+            try:
+                deadline = time.monotonic() + 40
+                while time.monotonic() < deadline and b'"fill"' not in out.read_bytes():
+                    time.sleep(0.5)
+            finally:
+                stop([depth])  # end of input: send cancels what rests and exits
+                stop([quote, send])
+        assert send.returncode == 0, send.stderr.read()
+        lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+        kinds = {line["type"] for line in lines}
+        assert {"order_new", "order_ack", "fill"} <= kinds
+        after_the_run(sim, lines)
+
+
+@pytest.mark.parametrize("faults", [None, {"error_rate": 0.05, "delay_ms": 5}])
+def test_run_trades_until_sigterm_then_leaves_nothing(tmp_path, faults):
+    from mmkit.sim.venue import Faults
+
+    venue = fast_venue(seed=13)
+    if faults:
+        venue.faults = Faults.from_mapping(faults)
+    config = tmp_path / "config.yaml"
+    config.write_text("symbols:\n  ETHUSDC:\n    strategy:\n" + "".join(
+        f"      {key.split('.')[1]}: {value}\n" for key, value in
+        (s.split("=") for s in TIGHT)))
+    with ServerThread(venue, "127.0.0.1", 0) as sim:
+        proc = subprocess.Popen([sys.executable, "-m", "mmkit", "--config", str(config),
+                                 *venue_args(sim), "run", "--lines"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env())
+        lines = []
+        try:
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline:
+                raw = proc.stdout.readline()
+                if not raw:
+                    break
+                lines.append(orjson.loads(raw))
+                if lines[-1]["type"] == "fill":
+                    break
+        finally:
+            stop([proc])
+        rest, stderr = proc.communicate()
+        assert proc.returncode == 0, stderr
+        lines += [orjson.loads(line) for line in rest.splitlines()]
+        assert any(line["type"] == "fill" for line in lines)
+        summaries = [line for line in lines if line["type"] == "summary"]
+        assert len(summaries) == 1, stderr
+        (summary,) = summaries
+        assert summary["fills"] == sum(line["type"] == "fill" for line in lines)
+        after_the_run(sim, lines)
