@@ -123,3 +123,48 @@ def test_run_trades_until_sigterm_then_leaves_nothing(tmp_path, faults):
         (summary,) = summaries
         assert summary["fills"] == sum(line["type"] == "fill" for line in lines)
         after_the_run(sim, lines)
+
+
+def test_lost_order_responses_are_settled_without_a_second_order(tmp_path):
+    """The venue accepts orders but loses a third of the responses (503 -1007): send queries
+    each by its client order id and never places a second order for the slot meanwhile."""
+    from mmkit.sim.venue import Faults
+
+    venue = fast_venue(seed=17)
+    venue.faults = Faults(lose_order_response_rate=0.3)
+    slots = 2  # b0 and a0: static orders are off in TIGHT
+    with ServerThread(venue, "127.0.0.1", 0) as sim:
+        out = tmp_path / "send.jsonl"
+        settings = [a for s in TIGHT for a in ("--set", s)]
+        http = SignedHttp(sim.base_url)
+        most_resting = 0
+        with open(out, "wb") as sink:
+            depth = subprocess.Popen([sys.executable, "-m", "mmkit", *venue_args(sim), "depth",
+                                      "ETHUSDC", "--levels", "5"], stdout=subprocess.PIPE,
+                                     env=env())
+            quote = subprocess.Popen([sys.executable, "-m", "mmkit", "quote", *settings],
+                                     stdin=depth.stdout, stdout=subprocess.PIPE, env=env())
+            send = subprocess.Popen([sys.executable, "-m", "mmkit", *venue_args(sim), "send"],
+                                    stdin=quote.stdout, stdout=sink, stderr=subprocess.PIPE,
+                                    env=env())
+            depth.stdout.close()
+            quote.stdout.close()
+            try:
+                deadline = time.monotonic() + 40
+                while time.monotonic() < deadline:
+                    resting = http.signed("GET", "/fapi/v1/openOrders", symbol="ETHUSDC").json()
+                    most_resting = max(most_resting, len(resting))
+                    text = out.read_bytes()
+                    if text.count(b'"settled":true') >= 2 and b'"fill"' in text:
+                        break
+                    time.sleep(0.1)
+            finally:
+                stop([depth])
+                stop([quote, send])
+        assert send.returncode == 0, send.stderr.read()
+        lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+        unknown = [line for line in lines if line["type"] == "order_reject" and line["unknown"]]
+        settled = [line for line in lines if line["type"] == "order_ack" and line["settled"]]
+        assert unknown and settled
+        assert most_resting <= slots
+        after_the_run(sim, lines)
