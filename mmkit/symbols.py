@@ -9,7 +9,8 @@ refuse an order before it is sent, and the simulator can refuse it the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 
 BUY, SELL = "BUY", "SELL"
@@ -90,11 +91,11 @@ class SymbolSpec:
 
     # -- exact conversion ---------------------------------------------------------------------
 
-    @property
+    @cached_property
     def price_decimals(self) -> int:
         return max(0, -self.tick_size.normalize().as_tuple().exponent)
 
-    @property
+    @cached_property
     def qty_decimals(self) -> int:
         return max(0, -self.step_size.normalize().as_tuple().exponent)
 
@@ -115,12 +116,11 @@ class SymbolSpec:
     def round_price(self, price: str | Decimal, side: str) -> int:
         """Ticks for a price rounded away from the other side: bids down, asks up, so rounding
         never makes an order more aggressive than intended."""
-        mode = ROUND_FLOOR if side == BUY else ROUND_CEILING
-        return int((_dec(price) / self.tick_size).to_integral_value(rounding=mode))
+        return _div_round(_dec(price), self.tick_size, ceiling=side.upper() != BUY)
 
     def round_qty(self, qty: str | Decimal) -> int:
         """Steps for a quantity rounded down to the step."""
-        return int((_dec(qty) / self.step_size).to_integral_value(rounding=ROUND_FLOOR))
+        return _div_round(_dec(qty), self.step_size, ceiling=False)
 
     def notional(self, price_ticks: int, qty_steps: int) -> Decimal:
         return price_ticks * self.tick_size * qty_steps * self.step_size
@@ -148,6 +148,9 @@ class SymbolSpec:
             px = _dec(price) if price is not None else None
         except ValueError:
             return Rejection(-1102, "Mandatory parameter was malformed.")
+        if order_type == "LIMIT" and px is None:
+            return Rejection(-1102, "Mandatory parameter 'price' was not sent, was empty/null, "
+                                    "or malformed.")
         if qty <= 0:
             return Rejection(-4003, "Quantity less than or equal to zero.")
         if px is not None and px <= 0:
@@ -226,6 +229,22 @@ def _exact_units(value: Decimal, unit: Decimal, what: str, unit_name: str) -> in
     if remainder:
         raise ValueError(f"{what} {_plain(value)} is not on the {unit_name} {_plain(unit)}")
     return int(units)
+
+
+def _div_round(value: Decimal, unit: Decimal, ceiling: bool) -> int:
+    """value / unit rounded down (or up) in exact integers: Decimal division keeps only the
+    context's 28 digits, which can round a quotient just below an integer up onto it."""
+    if value.adjusted() < unit.adjusted():  # |value| < unit: skip scaling by a huge power of 10
+        return (1 if ceiling and value > 0 else 0) if value >= 0 else (0 if ceiling else -1)
+    exponent = min(value.as_tuple().exponent, unit.as_tuple().exponent)
+    num, den = _scaled(value, exponent), _scaled(unit, exponent)
+    return -(-num // den) if ceiling else num // den
+
+
+def _scaled(value: Decimal, exponent: int) -> int:
+    sign, digits, exp = value.as_tuple()
+    coefficient = int("".join(map(str, digits)) or "0") * 10 ** (exp - exponent)
+    return -coefficient if sign else coefficient
 
 
 def _decimals(value: Decimal) -> int:
