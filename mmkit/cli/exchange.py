@@ -189,7 +189,7 @@ def build_market(sources: list[str], specs, seed: int, start_ms: int):
             raise ConfigError(f"{what}: {source}", "--market")
         symbol = _file_symbol(source)
         if symbol not in specs:
-            raise ConfigError(f"cannot tell the symbol of {source} (expected a name like "
+            raise ConfigError(f"cannot tell the symbol of {source} (from its name, like "
                               f"ethusdt_20240808.gz) or it is not listed ({','.join(specs)})",
                               "--market")
         recordings.setdefault(symbol, []).append(source)
@@ -214,8 +214,19 @@ def fed_symbols(sources: list[str], specs) -> set[str]:
     return {_file_symbol(s) for s in sources} & set(specs)
 
 
-def _file_symbol(path: str) -> str:
-    return os.path.basename(path).split("_")[0].split(".")[0].upper()
+def _file_symbol(path: str) -> str | None:
+    """From the name (ethusdt_20240808.gz), else from the first message inside."""
+    from mmkit.errors import MmkitError
+    from mmkit.sim.instruments import default_specs
+    from mmkit.sim.market import recorded_symbol
+
+    named = os.path.basename(path).split("_")[0].split(".")[0].upper()
+    if named in default_specs():
+        return named
+    try:
+        return recorded_symbol([path])
+    except MmkitError:
+        return None
 
 
 def _open_recording(paths: list[str], spec):

@@ -141,7 +141,10 @@ class SendSession:
                 if kind not in ("book", "quote"):
                     self.out.write_raw(raw)
                 continue
-            now = self.execution.now()
+            # Decisions run on the data's clock (the book's receive time): live, that is the
+            # wall clock; on a replay, the recording's, so its age checks mean what they say.
+            # A book that stops coming is flagged stale by `depth` itself.
+            now = self.book.recv_ts if self.book is not None else self.execution.now()
             try:
                 if kind == "book":
                     self.book = book_top_from_line(self.spec, line)

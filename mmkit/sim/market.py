@@ -247,7 +247,7 @@ def open_market(
         specs = default_specs()
         symbol = paths[0].name.split("_")[0].split(".")[0].upper()
         if symbol not in specs:
-            symbol = _recorded_symbol(paths)
+            symbol = recorded_symbol(paths)
         if symbol not in specs:
             raise ValueError(f"cannot tell the symbol of {paths[0]}; pass a SymbolSpec")
         spec = specs[symbol]
@@ -258,8 +258,8 @@ def open_market(
     return replay_hftbacktest(paths, spec, include_book_ticker=include_book_ticker)
 
 
-def _recorded_symbol(paths: list) -> str | None:
-    """The symbol of the first stream message in a recording (`s` of its data)."""
+def recorded_symbol(paths: list) -> str | None:
+    """The symbol of the first stream message in a recording (`s` of its data), or None."""
     from mmkit.recording import read_messages
 
     for _, message, _, _ in read_messages(paths):
