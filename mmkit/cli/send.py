@@ -222,24 +222,46 @@ def quote_from_line(spec, line: dict, level_type) -> object:
 
 
 async def _stdin_lines(strict: bool):
-    """stdin's lines without blocking the loop: a reader thread feeds a queue (works for
-    pipes, files and terminals alike)."""
+    """stdin's lines without blocking the loop: a reader thread hands them over in batches
+    (works for pipes, files and terminals alike; one loop wake-up per batch, not per line)."""
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue(maxsize=10_000)
+    queue: asyncio.Queue = asyncio.Queue()
+    room = threading.Semaphore(64)  # batches in flight: back-pressure on a fast producer
+
+    def hand_over(batch: list) -> None:
+        room.acquire()
+        loop.call_soon_threadsafe(queue.put_nowait, batch)
 
     def reader() -> None:
+        batch: list = []
         try:
             for item in read_lines(sys.stdin.buffer, strict=strict):
-                asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+                batch.append(item)
+                if len(batch) >= 256 or not _more_waiting():
+                    hand_over(batch)
+                    batch = []
         except InputError as exc:
-            asyncio.run_coroutine_threadsafe(queue.put(exc), loop).result()
-        asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+            batch.append(exc)
+        batch.append(None)
+        hand_over(batch)
 
     threading.Thread(target=reader, name="mmkit-stdin", daemon=True).start()
     while True:
-        item = await queue.get()
-        if item is None:
-            return
-        if isinstance(item, InputError):
-            raise item
-        yield item
+        batch = await queue.get()
+        room.release()
+        for item in batch:
+            if item is None:
+                return
+            if isinstance(item, InputError):
+                raise item
+            yield item
+
+
+def _more_waiting() -> bool:
+    """Whether stdin has more bytes ready now (so a batch can grow without waiting)."""
+    import select
+
+    try:
+        return bool(select.select([sys.stdin], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
