@@ -306,7 +306,7 @@ class SymbolConfig:
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    listen: str = _opt("127.0.0.1:9108", _listen)
+    listen: str = _opt("127.0.0.1:9100", _listen)
 
 
 @dataclass(frozen=True)
@@ -316,7 +316,7 @@ class JournalConfig:
 
 @dataclass(frozen=True)
 class LogConfig:
-    format: str = _opt("text", _choice("json", "text"))
+    format: str = _opt("auto", _choice("auto", "json", "text"))
     level: str = _opt("INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", upper=True))
 
 

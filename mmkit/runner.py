@@ -46,6 +46,9 @@ class Status:
     paused: str | None = None
     books: int = 0
     resyncs: int = 0
+    vol_ticks: float = 0.0
+    last_book_ms: int = 0
+    stale: bool = False
     last_fill: dict[str, Any] = field(default_factory=dict)
 
 
@@ -68,9 +71,12 @@ class Runner:
         self.wall_ms = wall_ms or (lambda: int(time.time() * 1000))
         self.status = Status(self.symbol, self.wall_ms())
         self._book = None
+        self._book_perf = 0.0  # perf_counter when the latest book line was made
         self._book_ready = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._streams: list = []
         self.feed = None
+        self.on_tick_to_order: Callable[[float], None] | None = None
 
     # -- start and stop ---------------------------------------------------------------------
 
@@ -94,12 +100,15 @@ class Runner:
             "-" + self.spec.qty_str(-qty)
         ours, others = self.manager.foreign_or_stale(await self.client.open_orders(self.symbol))
         for order in ours:
-            log.info("cancelling order %s left by an earlier run", order["clientOrderId"])
+            log.info("old_order_cancel client_order_id=%s: left by an earlier run",
+                     order["clientOrderId"])
             with contextlib.suppress(VenueError):
                 await self.client.cancel_order(self.symbol, order_id=order["orderId"])
         if others:
-            log.warning("%d open %s orders are not ours; leaving them alone", len(others),
-                        self.symbol)
+            log.warning("foreign_orders symbol=%s count=%d: not ours, left alone", self.symbol,
+                        len(others))
+        log.info("run_start symbol=%s position=%s cancelled_old_orders=%d", self.symbol,
+                 self.status.position, len(ours), extra={"symbol": self.symbol})
 
     async def run(self, duration_s: float | None = None) -> None:
         self._tasks = [asyncio.create_task(self._depth(), name="depth"),
@@ -129,6 +138,8 @@ class Runner:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            log.info("run_stop symbol=%s fills=%d position=%s", self.symbol, self.status.fills,
+                     self.status.position, extra={"symbol": self.symbol})
 
     # -- tasks --------------------------------------------------------------------------------
 
@@ -139,14 +150,19 @@ class Runner:
         name = self.symbol.lower() + "@depth@100ms"
         url = stream_url(self.ws_url, [name], route_for(name) if self.routed else None)
         # one clock for receive times and decisions (venue time on a sped-up simulator)
-        self.feed = DepthFeed(self.spec, StreamClient(url, wall_ms=self.wall_ms),
-                              self.client.depth, levels=self.levels, wall_ms=self.wall_ms)
+        stream = StreamClient(url, wall_ms=self.wall_ms)
+        self._streams.append(stream)
+        self.feed = DepthFeed(self.spec, stream, self.client.depth, levels=self.levels,
+                              wall_ms=self.wall_ms)
         async for line in self.feed.lines_out():
             self._book = book_top_from_line(self.spec, line)
+            self._book_perf = time.perf_counter()
             self.status.books += 1
             self.status.resyncs = self.feed.resyncs
             self.status.mid = line.get("mid")
             self.status.spread_ticks = line.get("spreadTicks")
+            self.status.last_book_ms = self._book.recv_ts
+            self.status.stale = self._book.stale
             self._book_ready.set()
 
     async def _trades(self) -> None:
@@ -156,7 +172,9 @@ class Runner:
         name = self.symbol.lower() + "@aggTrade"
         url = stream_url(self.ws_url, [name], route_for(name) if self.routed else None)
         spec = self.spec
-        async for item in StreamClient(url, wall_ms=self.wall_ms).messages():
+        stream = StreamClient(url, wall_ms=self.wall_ms)
+        self._streams.append(stream)
+        async for item in stream.messages():
             if isinstance(item, StreamMessage) and item.data.get("e") == "aggTrade":
                 data = item.data
                 self.strategy.on_trade(MarketTrade(self.symbol, int(data["T"]), int(data["a"]),
@@ -169,6 +187,7 @@ class Runner:
 
         stream = UserStream(self.client, self.ws_url, [self.symbol], routed=self.routed,
                             wall_ms=self.wall_ms)
+        self._streams.append(stream)
         async for line in stream.lines():
             kind = line.get("type")
             now = self.wall_ms()
@@ -194,7 +213,7 @@ class Runner:
             try:
                 await self.client.countdown_cancel_all(self.symbol, COUNTDOWN_MS)
             except (VenueError, NetworkError) as exc:
-                log.warning("countdownCancelAll heartbeat failed: %s", exc)
+                log.warning("heartbeat_failed countdownCancelAll: %s", exc)
             await asyncio.sleep(HEARTBEAT_S)
 
     async def _decide(self) -> None:
@@ -215,12 +234,15 @@ class Runner:
             return
         self.status.quotes += 1
         self.status.paused = quote.paused
+        self.status.vol_ticks = float(quote.reasons.get("volTicks") or 0)
         quote, events = self.risk.apply(quote, now)
         self._risk_lines(events)
         if await self._halted(book, now):
             return
         actions = self.manager.diff(quote.levels, now,
                                     half_spread_ticks=quote.reasons.get("halfSpreadTicks"))
+        if actions and self.on_tick_to_order is not None:
+            self.on_tick_to_order(time.perf_counter() - self._book_perf)
         await self.execution.execute(actions)
         sent = sum(1 for a in actions if type(a).__name__ in ("Place", "Modify"))
         if sent:
@@ -237,6 +259,9 @@ class Runner:
         await self.execution.cancel_all("risk halt")
         await self.execution.emergency(self.risk.emergency_orders(book, now))
         return True
+
+    def ws_reconnects(self) -> int:
+        return sum(getattr(stream, "reconnects", 0) for stream in self._streams)
 
     # -- bookkeeping --------------------------------------------------------------------------
 

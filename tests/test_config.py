@@ -67,7 +67,7 @@ def test_defaults_suit_a_small_ethusdc_account():
     eth = config.symbol("ETHUSDC")
     assert eth.strategy.base_size == Decimal("0.010") and eth.strategy.spread == 5
     assert eth.risk.max_position == Decimal("0.05") and eth.risk.daily_max == 5
-    assert config.metrics.listen == "127.0.0.1:9108"
+    assert config.metrics.listen == "127.0.0.1:9100"
     assert config.journal.path == "data/journal.jsonl"
     assert config == Config()
 
@@ -205,7 +205,7 @@ def eth(section: str, key: str, value) -> dict:
      "gateway.wsUrl: must be a URL starting with ws:// or wss://, got 'https://x'"),
     ({"gateway": "sim"}, "gateway: must be a mapping, got 'sim'"),
     ({"metrics": {"listen": "9108"}}, "metrics.listen: must be host:port, got '9108'"),
-    ({"log": {"format": "xml"}}, "log.format: must be one of json, text, got 'xml'"),
+    ({"log": {"format": "xml"}}, "log.format: must be one of auto, json, text, got 'xml'"),
     ({"journal": {"path": None}}, "journal.path: must be a string, got null"),
     ({"symbols": ["ETHUSDC"]}, "symbols: must be a mapping of symbol names, got a list"),
 ])
@@ -447,7 +447,7 @@ def test_cli_check_lists_every_problem_and_exits_2(tmp_path):
     assert lines[:3] == [
         "gateway.recvWindow: must be between 1 and 60000, got 0",
         "symbols.ETHUSDC.risk.maxPositon: unknown key (did you mean 'maxPosition'?)",
-        "log.format: must be one of json, text, got 'xml'",
+        "log.format: must be one of auto, json, text, got 'xml'",
     ]
     assert "Traceback" not in result.stderr and result.stdout == ""
 

@@ -102,6 +102,7 @@ class RestClient:
         headroom: float = 0.9,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        observer: Callable[[str, str, int, float], None] | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials
@@ -116,6 +117,7 @@ class RestClient:
         self.throttled_ms = 0
         self._headroom = headroom
         self._sleep = sleep
+        self.observer = observer  # (method, path, HTTP status or 0, seconds) per request
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
@@ -230,17 +232,25 @@ class RestClient:
         url = f"{path}?{query}" if query else path
         self.limits.take(weight, orders, self.venue_now_ms())
         self.requests += 1
+        started = time.perf_counter()
         try:
             response = await self._http.request(method, url, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            self._observe(method, path, 0, started)
             raise _NotSent(f"cannot connect to {self.base_url} ({_reason(exc)})") from None
         except httpx.TransportError as exc:
+            self._observe(method, path, 0, started)
             raise _MaybeSent(f"{type(exc).__name__} from {self.base_url} ({_reason(exc)})") \
                 from None
+        self._observe(method, path, response.status_code, started)
         self.limits.observe_headers(response.headers, self.venue_now_ms())
         log.debug("%s %s → %s (weight %s)", method, path, response.status_code,
                   response.headers.get("x-mbx-used-weight-1m"))
         return self._decode(method, path, params, response)
+
+    def _observe(self, method: str, path: str, status: int, started: float) -> None:
+        if self.observer is not None:
+            self.observer(method, path, status, time.perf_counter() - started)
 
     def _decode(self, method: str, path: str, params: dict[str, Any],
                 response: httpx.Response) -> Any:

@@ -100,11 +100,9 @@ def cli(ctx: click.Context, config_path, venue, base_url, ws_url, verbose) -> No
     Exit codes: 0 ok, 1 runtime failure, 2 usage or config error, 3 exchange rejected,
     4 network.
     """
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.WARNING - 10 * min(verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from mmkit.ops import logs
+
+    logs.setup("text", logging.WARNING - 10 * min(verbose, 2))
     ctx.obj = GlobalOptions(config_path, venue, base_url, ws_url, verbose)
 
 

@@ -35,14 +35,14 @@ def credentials_for(config) -> Credentials | None:
 
 
 @contextlib.asynccontextmanager
-async def rest_client(config) -> AsyncIterator[Any]:
+async def rest_client(config, observer=None) -> AsyncIterator[Any]:
     from mmkit.binance.rest import RestClient
 
     gateway = config.gateway
     async with RestClient(config.rest_url, credentials_for(config),
                           recv_window=gateway.recv_window,
                           connect_timeout=gateway.connect_timeout,
-                          read_timeout=gateway.read_timeout) as client:
+                          read_timeout=gateway.read_timeout, observer=observer) as client:
         try:
             yield client
         except NetworkError as exc:

@@ -29,12 +29,15 @@ from mmkit.stream import LineWriter
 @click.option("--live", is_flag=True, help="Required to trade real money on the live venue.")
 @click.option("--position", "expected_position", metavar="QTY",
               help="Refuse to start unless the venue's position is this (within a step).")
+@click.option("--metrics", "metrics_listen", metavar="HOST:PORT",
+              help="Serve Prometheus /metrics here (default: the config's metrics.listen, "
+                   "127.0.0.1:9100); `off` to serve none.")
 @click.option("--lines/--status", "as_lines", default=None,
               help="JSON lines of fills, orders and risk events on stdout, or a live status "
                    "line (default: status on a terminal, lines otherwise).")
 @click.pass_context
 def run_cmd(ctx: click.Context, symbol: str | None, duration: str | None, speed: float,
-            seed: int, live: bool, expected_position: str | None,
+            seed: int, live: bool, expected_position: str | None, metrics_listen: str | None,
             as_lines: bool | None) -> None:
     """Quote, trade and manage risk for one symbol until stopped; cancel everything and print
     a summary at the end. Parameters: docs/strategy.md and docs/risk.md.
@@ -46,9 +49,14 @@ def run_cmd(ctx: click.Context, symbol: str | None, duration: str | None, speed:
       mmkit --venue testnet run --symbol ETHUSDC  # Binance's testnet (testnet keys)
       mmkit --venue live run --live               # real money
     """
+    from mmkit.ops import logs
+
     config = load(ctx)
     if config.gateway.venue == "live" and not live:
         raise click.UsageError("refusing to trade real money on the live venue without --live")
+    verbose = ctx.find_root().obj.verbose
+    logs.setup(config.log.format, "DEBUG" if verbose > 1 else "INFO" if verbose
+               else config.log.level)
     try:
         expected = Decimal(expected_position) if expected_position is not None else None
     except InvalidOperation:
@@ -58,7 +66,9 @@ def run_cmd(ctx: click.Context, symbol: str | None, duration: str | None, speed:
     if as_lines is None:
         as_lines = not sys.stdout.isatty()
     symbol = (symbol or next(iter(sorted(config.symbols)), "ETHUSDC")).upper()
-    run(_run(config, symbol, seconds, speed, seed, expected, as_lines))
+    listen = metrics_listen or config.metrics.listen
+    run(_run(config, symbol, seconds, speed, seed, expected, as_lines,
+             None if listen == "off" else listen))
 
 
 def _embedded(config) -> bool:
@@ -68,7 +78,7 @@ def _embedded(config) -> bool:
 
 
 async def _run(config, symbol: str, seconds: float | None, speed: float, seed: int,
-               expected: Decimal | None, as_lines: bool) -> None:
+               expected: Decimal | None, as_lines: bool, listen: str | None) -> None:
     server = None
     if _embedded(config):
         server = _start_simulator(symbol, speed, seed)
@@ -78,7 +88,7 @@ async def _run(config, symbol: str, seconds: float | None, speed: float, seed: i
               file=sys.stderr)
     try:
         await _trade(config, symbol, seconds, expected, as_lines,
-                     wall_scale=speed if server else 1.0)
+                     wall_scale=speed if server else 1.0, listen=listen)
     finally:
         if server is not None:
             server.stop()
@@ -110,18 +120,25 @@ def _pointed_at(config, server):
 
 
 async def _trade(config, symbol: str, duration_s: float | None, expected: Decimal | None,
-                 as_lines: bool, wall_scale: float) -> None:
+                 as_lines: bool, wall_scale: float, listen: str | None) -> None:
     from mmkit.cli.common import rest_client
     from mmkit.cli.market_data import _routed, _venue_spec
     from mmkit.execution import Execution, wall_ms
+    from mmkit.ops.metrics import RunCollector, RunMetrics
     from mmkit.orders import ClientIds, OrderManager
     from mmkit.risk import build_guards
     from mmkit.runner import Runner
     from mmkit.strategy import make_strategy
 
     out = LineWriter()
-    emit = out.write if as_lines else (lambda line: None)
-    async with rest_client(config) as client:
+    metrics = RunMetrics(symbol)
+
+    def emit(line: dict) -> None:
+        metrics.on_line(line)
+        if as_lines:
+            out.write(line)
+
+    async with rest_client(config, observer=metrics.on_request) as client:
         await client.sync_time()
         spec = await _venue_spec(client, symbol)
         symbol_config = config.symbols.get(symbol)
@@ -144,6 +161,9 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
                                                                        symbol_config.strategy),
                         risk=build_guards(spec, symbol_config.risk, symbol_config.inventory),
                         manager=manager, execution=execution, emit=emit, wall_ms=venue_ms)
+        runner.on_tick_to_order = metrics.tick_to_order.observe
+        metrics.registry.register(RunCollector(runner))
+        http = _serve_metrics(metrics, listen)
         await runner.start(expected)
         status_task = None if as_lines else asyncio.create_task(_show_status(runner))
         try:
@@ -154,7 +174,22 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
             if status_task is not None:
                 status_task.cancel()
                 await asyncio.gather(status_task, return_exceptions=True)
+            if http is not None:
+                http.shutdown()
             _summary(runner, out, as_lines)
+
+
+def _serve_metrics(metrics, listen: str | None):
+    """Start /metrics; a port in use is a usage error naming the address."""
+    if listen is None:
+        return None
+    try:
+        server, _ = metrics.serve(listen)
+    except OSError as exc:
+        raise click.UsageError(f"cannot serve metrics on {listen}: {exc.strerror or exc} "
+                               "(--metrics HOST:PORT, or --metrics off)") from None
+    print(f"mmkit run: metrics on http://{listen}/metrics", file=sys.stderr)
+    return server
 
 
 async def _show_status(runner) -> None:
