@@ -168,3 +168,55 @@ def test_lost_order_responses_are_settled_without_a_second_order(tmp_path):
         assert unknown and settled
         assert most_resting <= slots
         after_the_run(sim, lines)
+
+
+def test_sigkill_then_restart_resumes_without_duplicate_orders(tmp_path):
+    """Killed with SIGKILL, the bot leaves its orders resting (until the venue's countdown
+    fires); restarted, it cancels them before quoting, adopts the venue's position, and never
+    has more orders resting than ladder slots."""
+    config = tmp_path / "config.yaml"
+    config.write_text("symbols:\n  ETHUSDC:\n    strategy:\n" + "".join(
+        f"      {key.split('.')[1]}: {value}\n" for key, value in
+        (s.split("=") for s in TIGHT)))
+    slots = 3  # b0, a0 and, with a position, the take-profit tp
+    with ServerThread(fast_venue(seed=23, speed=2.0), "127.0.0.1", 0) as sim:
+        http = SignedHttp(sim.base_url)
+        args = [sys.executable, "-m", "mmkit", "--config", str(config), *venue_args(sim),
+                "run", "--lines", "--metrics", "off"]
+        first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env())
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                raw = first.stdout.readline()
+                if not raw or orjson.loads(raw)["type"] == "order_ack":
+                    break
+        finally:
+            first.kill()
+            first.wait()
+        left = http.signed("GET", "/fapi/v1/openOrders", symbol="ETHUSDC").json()
+        assert left, "a killed run leaves its orders to the dead-man's switch"
+        second = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=env())
+        old = {o["clientOrderId"] for o in left}
+        most, mixed = 0, False
+        try:
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:
+                resting = http.signed("GET", "/fapi/v1/openOrders", symbol="ETHUSDC").json()
+                ids = {o["clientOrderId"] for o in resting}
+                most = max(most, len(resting))
+                mixed |= bool(ids & old) and bool(ids - old)
+                if ids and not ids & old:
+                    break  # the new run quotes, the old orders are gone
+                time.sleep(0.05)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            out, stderr = second.communicate(timeout=30)
+        assert second.returncode == 0, stderr
+        assert most <= slots and not mixed  # old orders went before new ones came
+        assert b"run_start" in stderr
+        assert http.signed("GET", "/fapi/v1/openOrders", symbol="ETHUSDC").json() == []
+        # the restarted run adopted the venue's position and followed it to the end
+        (summary,) = [orjson.loads(x) for x in out.splitlines() if b'"summary"' in x]
+        final = http.signed("GET", "/fapi/v2/positionRisk", symbol="ETHUSDC").json()[0]
+        assert summary["position"] == final["positionAmt"]

@@ -164,9 +164,9 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
         runner.on_tick_to_order = metrics.tick_to_order.observe
         metrics.registry.register(RunCollector(runner))
         http = _serve_metrics(metrics, listen)
-        await runner.start(expected)
         status_task = None if as_lines else asyncio.create_task(_show_status(runner))
         try:
+            await runner.start(expected)
             await runner.run(duration_s / wall_scale if duration_s else None)
         finally:
             with contextlib.suppress(Exception):
