@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from mmkit.errors import ConfigError, NetworkError, VenueError
+from mmkit.errors import ConfigError, MmkitError, NetworkError, VenueError
 
 log = logging.getLogger("mmkit.run")
 
@@ -223,7 +223,11 @@ class Runner:
             book = self._book
             if book is None:
                 continue
-            await self.decide(book)
+            try:
+                await self.decide(book)
+            except MmkitError as exc:  # the venue or the network failed this decision only
+                log.error("quote_error symbol=%s: %s", self.symbol, exc,
+                          extra={"symbol": self.symbol})
 
     async def decide(self, book) -> None:
         """One decision on the latest book: strategy → risk → order diff → venue."""
