@@ -47,7 +47,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "quote": {"levels": list, "reasons": dict, "paused": (str, NONE)},
     "order_new": {
         "tag": (str, NONE), "clientOrderId": (str, NONE), "orderId": (INT, NONE), "side": str,
-        "price": DEC, "qty": DEC, "timeInForce": str, "reduceOnly": BOOL, "dryRun": BOOL,
+        "price": DEC, "qty": DEC, "timeInForce": str, "reduceOnly": BOOL,
+        "bookRecvTs": (INT, NONE), "dryRun": BOOL,
     },
     "order_modify": {
         "tag": str, "clientOrderId": str, "orderId": (INT, NONE), "side": str, "price": DEC,
