@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
@@ -72,7 +73,19 @@ def run(coro: Awaitable[T]) -> T:
             loop.add_signal_handler(signal.SIGTERM, stop)
         return await coro
 
+    _use_uvloop()
     try:
         return asyncio.run(main())
     except asyncio.CancelledError:
         raise SystemExit(0) from None
+
+
+def _use_uvloop() -> None:
+    """uvloop when installed (`pip install mmkit[fast]`), unless MMKIT_LOOP=asyncio."""
+    if os.environ.get("MMKIT_LOOP", "").lower() == "asyncio":
+        return
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
