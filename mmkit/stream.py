@@ -69,3 +69,25 @@ def read_lines(
 
 def _report(error: InputError) -> None:
     print(f"mmkit: skipped {error}", file=sys.stderr, flush=True)
+
+
+class Sequence:
+    """Per (type, symbol), the time of the last line seen: a line older than it is out of
+    order (a merged or replayed stream gone wrong) and is reported, not acted on."""
+
+    def __init__(self, kinds: tuple[str, ...]):
+        self.kinds = kinds
+        self._last: dict[tuple[str, str], int] = {}
+
+    def out_of_order(self, line: dict[str, Any]) -> str | None:
+        kind = line.get("type")
+        if kind not in self.kinds:
+            return None
+        key, ts = (kind, line.get("symbol") or ""), line.get("ts")
+        if not isinstance(ts, int):
+            return None
+        last = self._last.get(key)
+        if last is not None and ts < last:
+            return f"out of order: {kind} ts {ts} is before the previous {last}"
+        self._last[key] = ts
+        return None

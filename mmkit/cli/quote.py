@@ -10,7 +10,7 @@ import click
 
 from mmkit.cli.common import load
 from mmkit.errors import ConfigError, InputError
-from mmkit.stream import LineWriter, read_lines
+from mmkit.stream import LineWriter, Sequence, read_lines
 
 
 @click.command("quote")
@@ -101,10 +101,15 @@ class QuoteStage:
         return self.strategies[symbol]
 
     def run(self, lines, out: LineWriter) -> None:
+        sequence = Sequence(("book", "trade"))
         for number, raw, line in lines:
             out.write_raw(raw)
             symbol = line.get("symbol")
             if not symbol or (self.only and symbol != self.only):
+                continue
+            late = sequence.out_of_order(line)
+            if late:
+                print(f"mmkit quote: skipped line {number}: {late}", file=sys.stderr, flush=True)
                 continue
             try:
                 quote = self.handle(line)

@@ -13,7 +13,7 @@ import click
 
 from mmkit.cli.common import load, rest_client, run
 from mmkit.errors import ConfigError, InputError
-from mmkit.stream import LineWriter, read_lines
+from mmkit.stream import LineWriter, Sequence, read_lines
 
 log = logging.getLogger("mmkit.send")
 
@@ -135,11 +135,16 @@ class SendSession:
         from mmkit.feeds import book_top_from_line
         from mmkit.model import QuoteLevel
 
+        sequence = Sequence(("book", "quote"))
         async for number, raw, line in lines:
             kind, symbol = line.get("type"), line.get("symbol")
             if symbol != self.symbol or kind not in ("book", "quote"):
                 if kind not in ("book", "quote"):
                     self.out.write_raw(raw)
+                continue
+            late = sequence.out_of_order(line)
+            if late:
+                print(f"mmkit send: skipped line {number}: {late}", file=sys.stderr)
                 continue
             # Decisions run on the data's clock (the book's receive time): live, that is the
             # wall clock; on a replay, the recording's, so its age checks mean what they say.

@@ -1,0 +1,79 @@
+"""`quote` and `send` as pipe stages: bad and out-of-order lines are reported by line number and
+skipped, `--dry-run` writes nothing to the venue, `--position` and `--live` guard the start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from decimal import Decimal
+
+import orjson
+
+from mmkit.lines import check_line
+from tests.simkit import SignedHttp, serve
+
+BOOK = {"type": "book", "symbol": "ETHUSDC", "ts": 1_000, "recvTs": 1_000, "updateId": 7,
+        "stale": False, "bids": [["3000.00", "1.000"], ["2999.99", "2.000"]],
+        "asks": [["3000.01", "1.000"], ["3000.02", "2.000"]], "bestBid": "3000.00",
+        "bestAsk": "3000.01", "mid": "3000.005", "microprice": "3000.005", "spreadTicks": 1,
+        "imbalance": 0.0}
+
+
+def mmkit(*args: str, stdin: bytes = b"", cwd=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MM_", "MMKIT_"))}
+    return subprocess.run([sys.executable, "-m", "mmkit", *args], input=stdin,
+                          capture_output=True, env=env, cwd=cwd, timeout=60)
+
+
+def books(*times: int) -> bytes:
+    return b"".join(orjson.dumps({**BOOK, "ts": t, "recvTs": t}) + b"\n" for t in times)
+
+
+def test_quote_reports_bad_and_late_lines_and_goes_on(tmp_path):
+    stdin = books(1_000) + b"{not json\n" + books(900, 2_500)
+    result = mmkit("quote", "--set", "strategy.model=fixed", "--set", "strategy.spreadTicks=3",
+                   stdin=stdin, cwd=tmp_path)
+    assert result.returncode == 0
+    stderr = result.stderr.decode()
+    assert "2" in stderr and "not valid JSON" in stderr
+    assert "line 3: out of order" in stderr
+    lines = [orjson.loads(x) for x in result.stdout.splitlines()]
+    quotes = [x for x in lines if x["type"] == "quote"]
+    assert quotes and all(check_line(q) == [] for q in quotes)
+    assert [x["ts"] for x in lines if x["type"] == "book"] == [1_000, 900, 2_500]  # passed on
+    bid = next(lv for lv in quotes[0]["levels"] if lv["tag"] == "b0")
+    ask = next(lv for lv in quotes[0]["levels"] if lv["tag"] == "a0")
+    assert Decimal(bid["price"]) < Decimal("3000.01") and Decimal(ask["price"]) > Decimal("3000")
+    assert Decimal(ask["price"]) - Decimal(bid["price"]) >= Decimal("0.03")  # spreadTicks=3
+
+
+def test_send_dry_run_writes_nothing_to_the_venue(tmp_path):
+    with serve() as sim:
+        quote = mmkit("quote", "--set", "strategy.model=fixed", "--set",
+                      "strategy.spreadTicks=3", stdin=books(1_000, 2_000), cwd=tmp_path)
+        result = mmkit("--venue", "sim", "--base-url", sim.base_url, "--ws-url", sim.ws_url,
+                       "send", "--dry-run", stdin=quote.stdout, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        lines = [orjson.loads(x) for x in result.stdout.splitlines()]
+        new = [x for x in lines if x["type"] == "order_new"]
+        assert new and all(x["dryRun"] for x in new)
+        assert all(check_line(x) == [] for x in lines)
+        open_orders = SignedHttp(sim.base_url).signed("GET", "/fapi/v1/openOrders",
+                                                       symbol="ETHUSDC").json()
+        assert open_orders == []
+
+
+def test_send_refuses_a_position_it_did_not_expect(tmp_path):
+    with serve() as sim:
+        result = mmkit("--venue", "sim", "--base-url", sim.base_url, "--ws-url", sim.ws_url,
+                       "send", "--position", "0.5", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.decode().count("\n") == 1 and "refusing to start" in \
+        result.stderr.decode()
+
+
+def test_live_venue_needs_live(tmp_path):
+    for command in (["send"], ["run"]):
+        result = mmkit("--venue", "live", *command, cwd=tmp_path)
+        assert result.returncode == 2 and b"--live" in result.stderr
