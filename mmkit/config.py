@@ -237,6 +237,9 @@ class StrategyConfig:
     flow_scale: Decimal = _opt(Decimal("5"), _decimal(gt=0))
     funding_ticks: float = _opt(5.0, _number(ge=0))
     funding_scale: float = _opt(0.0005, _number(gt=0))
+    post_only_fallback: str = _opt("reprice", _choice("reprice", "limit"))
+    post_only_retries: int = _opt(2, _integer(ge=0, le=20))
+    post_only_cooldown: int = _opt(5000, _integer(ge=0))
 
     def _cross_checks(self) -> list[tuple[str, str]]:
         problems = []

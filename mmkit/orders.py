@@ -147,10 +147,14 @@ class OrderManager:
     max_age_ms: int = 60_000
     use_modify: bool = True
     post_only_retries: int = 2
+    post_only_fallback: str = "reprice"  # or "limit": a plain GTC limit for the cooldown
+    post_only_cooldown_ms: int = 5000
     tolerance_share: float = 0.25
     orders: dict[str, Order] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
     _tolerance: int = 0
+    _plain_until: dict[str, int] = field(default_factory=dict)  # tag → ms (fallback "limit")
+    _now: int = 0
     # tag → (the quoted price that was rejected post-only, ticks moved away from it)
     _reprice: dict[str, tuple[int, int]] = field(default_factory=dict)
 
@@ -162,6 +166,7 @@ class OrderManager:
         quote's), the price tolerance grows to `tolerance_share` of it: moving an order by a
         tick when it rests sixty ticks from the mid only spends the order budget."""
         actions: list[Action] = []
+        self._now = now_ms
         self._tolerance = self.price_tolerance
         if half_spread_ticks:
             self._tolerance = max(self.price_tolerance,
@@ -237,6 +242,22 @@ class OrderManager:
                                 reduce_only=level.reduce_only)
 
     def _repriced(self, level: QuoteLevel) -> QuoteLevel:
+        if self.post_only_fallback == "limit":
+            return self._plain(level)
+        return self._stepped_away(level)
+
+    def _plain(self, level: QuoteLevel) -> QuoteLevel:
+        """After a -5022 with the "limit" fallback: the slot goes out as GTC until its cooldown
+        ends."""
+        until = self._plain_until.get(level.tag)
+        if until is None or level.time_in_force != "GTX":
+            return level
+        if self._now >= until:
+            del self._plain_until[level.tag]
+            return level
+        return QuoteLevel(level.side, level.price, level.qty, level.tag, "GTC", level.reduce_only)
+
+    def _stepped_away(self, level: QuoteLevel) -> QuoteLevel:
         """After a -5022 the slot's post-only price steps away from the touch, a tick per
         reject (up to `post_only_retries`), for as long as the strategy keeps quoting the
         price that was rejected; a new quoted price starts afresh."""
@@ -278,8 +299,11 @@ class OrderManager:
             return None
         if code == POST_ONLY_REJECT:
             self.counters.post_only_rejects += 1
-            base, away = self._reprice.get(order.tag, (order.quoted_price, 0))
-            self._reprice[order.tag] = (base, min(away + 1, self.post_only_retries))
+            if self.post_only_fallback == "limit":
+                self._plain_until[order.tag] = self._now + self.post_only_cooldown_ms
+            else:
+                base, away = self._reprice.get(order.tag, (order.quoted_price, 0))
+                self._reprice[order.tag] = (base, min(away + 1, self.post_only_retries))
         del self.orders[client_order_id]
         return order.tag
 
@@ -360,3 +384,10 @@ class OrderManager:
         ours = [o for o in open_orders if self.ids.ours(o.get("clientOrderId", ""))]
         others = [o for o in open_orders if not self.ids.ours(o.get("clientOrderId", ""))]
         return ours, others
+
+
+def manager_for(spec: SymbolSpec, ids: ClientIds, strategy, **settings: Any) -> OrderManager:
+    """An order manager with the post-only settings of a symbol's strategy config."""
+    return OrderManager(spec, ids, post_only_fallback=strategy.post_only_fallback,
+                        post_only_retries=strategy.post_only_retries,
+                        post_only_cooldown_ms=strategy.post_only_cooldown, **settings)

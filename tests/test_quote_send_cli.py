@@ -77,3 +77,24 @@ def test_live_venue_needs_live(tmp_path):
     for command in (["send"], ["run"]):
         result = mmkit("--venue", "live", *command, cwd=tmp_path)
         assert result.returncode == 2 and b"--live" in result.stderr
+
+
+def test_post_only_reject_is_repriced_and_recovers(tmp_path):
+    """A bid quoted at the ask is refused post-only (-5022); send steps it a tick away and the
+    order rests, without the strategy doing anything."""
+    crossing = {"type": "quote", "symbol": "ETHUSDC", "levels": [
+        {"tag": "b0", "side": "BUY", "price": "3000.01", "qty": "0.010", "timeInForce": "GTX",
+         "reduceOnly": False}], "reasons": {}, "paused": None}
+    stdin = b"".join(books(t) + orjson.dumps({**crossing, "ts": t}) + b"\n"
+                     for t in (1_000, 1_100, 1_200))
+    with serve() as sim:
+        result = mmkit("--venue", "sim", "--base-url", sim.base_url, "--ws-url", sim.ws_url,
+                       "send", stdin=stdin, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [orjson.loads(x) for x in result.stdout.splitlines()]
+    rejects = [x for x in lines if x["type"] == "order_reject"]
+    acks = [x for x in lines if x["type"] == "order_ack"]
+    news = [x for x in lines if x["type"] == "order_new"]
+    assert [x["code"] for x in rejects] == [-5022]
+    assert [x["price"] for x in news] == ["3000.01", "3000.00"] and len(acks) == 1
+    assert b"1 post-only" in result.stderr

@@ -125,7 +125,7 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
     from mmkit.cli.market_data import _routed, _venue_spec
     from mmkit.execution import Execution, wall_ms
     from mmkit.ops.metrics import RunCollector, RunMetrics
-    from mmkit.orders import ClientIds, OrderManager
+    from mmkit.orders import ClientIds, manager_for
     from mmkit.risk import build_guards
     from mmkit.runner import Runner
     from mmkit.strategy import make_strategy
@@ -153,8 +153,8 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
         def venue_ms() -> int:
             return start_venue + int((time.time() - start_wall) * 1000 * wall_scale)
 
-        manager = OrderManager(spec, ClientIds.for_run("mm", wall_ms(), salt=os.getpid()),
-                               price_tolerance=0, max_age_ms=60_000)
+        manager = manager_for(spec, ClientIds.for_run("mm", wall_ms(), salt=os.getpid()),
+                              symbol_config.strategy, max_age_ms=60_000)
         execution = Execution(client, manager, symbol, emit, now=venue_ms)
         runner = Runner(config=config, spec=spec, client=client, ws_url=config.ws_url,
                         routed=_routed(config), strategy=make_strategy(spec,

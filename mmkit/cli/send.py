@@ -65,15 +65,17 @@ async def _send(config, symbol: str, dry_run: bool, expected_position: str | Non
                 prefix: str, price_tolerance: int, size_tolerance: int, max_age_ms: int,
                 strict: bool) -> None:
     from mmkit.cli.market_data import _venue_spec
+    from mmkit.config import SymbolConfig
     from mmkit.execution import Execution, wall_ms
-    from mmkit.orders import ClientIds, OrderManager
+    from mmkit.orders import ClientIds, manager_for
 
     out = LineWriter()
     async with rest_client(config) as client:
         spec = await _venue_spec(client, symbol)
         ids = ClientIds.for_run(prefix, wall_ms(), salt=os.getpid())
-        manager = OrderManager(spec, ids, price_tolerance=price_tolerance,
-                               size_tolerance=size_tolerance, max_age_ms=max_age_ms)
+        strategy = config.symbols.get(symbol, SymbolConfig()).strategy
+        manager = manager_for(spec, ids, strategy, price_tolerance=price_tolerance,
+                              size_tolerance=size_tolerance, max_age_ms=max_age_ms)
         execution = Execution(client, manager, symbol, out.write, dry_run=dry_run)
         session = SendSession(config, spec, manager, execution, out, dry_run)
         await session.start(expected_position)
