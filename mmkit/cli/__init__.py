@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
               "wants) out."),
     "send": ("mmkit.cli.send", "send", "Keep the venue's orders equal to the latest quote "
              "(--dry-run to only print)."),
+    "backtest": ("mmkit.cli.backtest_cmd", "backtest", "The bot against the simulator's "
+                 "engine in virtual time; --grid sweeps parameters."),
     "run": ("mmkit.cli.run_cmd", "run_cmd", "The whole bot in one process (paper trading on an "
             "embedded simulator by default)."),
     "depth": ("mmkit.cli.market_data", "depth", "The local order book as book lines (live or "

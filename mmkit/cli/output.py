@@ -33,6 +33,8 @@ def emit(rows: Iterable[dict[str, Any]], table: bool = False, title: str | None 
     from rich.console import Console
 
     console = Console(soft_wrap=False)
+    if not console.is_terminal:  # into a file or a pipe: no screen to fit, keep rows whole
+        console = Console(soft_wrap=False, width=240)
     groups: dict[Any, list[dict[str, Any]]] = {}
     for row in rows:  # one table per kind of row: `account` prints totals and brackets
         groups.setdefault(row.get("type"), []).append(row)
@@ -44,8 +46,8 @@ def _print_group(console, rows: list[dict[str, Any]], title: str | None) -> None
     columns = _columns(rows)
     # headers may fold onto two lines; values may not
     wide = sum(max(min(len(c), 9), *(len(_cell(r.get(c))) for r in rows)) + 3 for c in columns)
-    if wide <= console.width:
-        console.print(_grid(rows, columns, title))
+    if wide <= console.width or (len(rows) > 1 and len(columns) <= 12):
+        console.print(_grid(rows, columns, title))  # a ranking stays a table; headers fold
         return
     for row in rows:  # too wide for the terminal: one field per line, like psql's \\x
         name = " ".join(str(row[k]) for k in ("type", "symbol", "asset") if row.get(k))
@@ -69,8 +71,9 @@ def _grid(rows: list[dict[str, Any]], columns: list[str], title: str | None):
     from rich.table import Table
 
     grid = Table(title=title, show_lines=False)
-    for column in columns:
-        grid.add_column(column, overflow="fold")
+    for column in columns:  # values never break; a long header folds
+        width = max((len(_cell(row.get(column))) for row in rows), default=0)
+        grid.add_column(column, overflow="fold", min_width=min(width, 24))
     for row in rows:
         grid.add_row(*(_cell(row.get(column)) for column in columns))
     return grid

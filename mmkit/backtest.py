@@ -1,0 +1,299 @@
+"""The strategy, risk guards and order manager of `mmkit run`, against the simulator's matching
+engine in virtual time, over a recorded or synthetic market.
+
+Pure: no clock, no sockets. Time is the market feed's; latency is modelled with a queue of
+deliveries: the engine's events (book changes, our order updates and fills) reach the bot
+`market_latency_ms` after they happen, and an order request reaches the engine
+`order_latency_ms` after the decision (its answer comes back as late again). Like `run`, the
+bot decides on the latest book only: book views that arrive while one is pending replace it.
+
+The same core code as the pipe and `run` (mmkit.strategy, mmkit.risk, mmkit.orders); the same
+engine as `mmkit exchange serve` (mmkit.sim.engine). So a backtest over a recording and a
+`run` against `exchange serve --market replay` of it see the same matching rules.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from mmkit.model import BookTop, OwnFill, Timed
+from mmkit.orders import Cancel, ClientIds, LocalReject, Modify, Place, manager_for
+from mmkit.risk import build_guards
+from mmkit.sim.engine import (
+    BookDelta,
+    Engine,
+    EngineConfig,
+    OrderRequest,
+    OrderUpdate,
+    Reject,
+)
+from mmkit.strategy import make_strategy
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Constant latencies in ms (a replayed latency model can be swapped in later)."""
+
+    order_ms: int = 5
+    market_ms: int = 5
+
+
+@dataclass
+class Summary:
+    symbol: str
+    start_ms: int = 0
+    end_ms: int = 0
+    events: int = 0
+    decisions: int = 0
+    quotes: int = 0
+    orders: int = 0
+    fills: int = 0
+    maker_fills: int = 0
+    volume: Decimal = Decimal(0)
+    realized_pnl: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    funding: Decimal = Decimal(0)
+    position: str = "0"
+    unrealized_pnl: Decimal = Decimal(0)
+    post_only_rejects: int = 0
+    rejects: int = 0
+    risk_events: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def net_pnl(self) -> Decimal:
+        return self.realized_pnl - self.fees + self.funding + self.unrealized_pnl
+
+    def as_line(self) -> dict[str, Any]:
+        hours = max(self.end_ms - self.start_ms, 1) / 3_600_000
+
+        def money(value: Decimal) -> str:
+            return format(value.quantize(Decimal("0.00000001")), "f")
+
+        return {
+            "type": "backtest", "symbol": self.symbol, "ts": self.end_ms,
+            "startTs": self.start_ms, "hours": round(hours, 4), "events": self.events,
+            "decisions": self.decisions, "quotes": self.quotes, "orders": self.orders,
+            "fills": self.fills, "makerFills": self.maker_fills,
+            "volume": str(self.volume.quantize(Decimal("0.01"))),
+            "realizedPnl": money(self.realized_pnl), "fees": money(self.fees),
+            "funding": money(self.funding), "unrealizedPnl": money(self.unrealized_pnl),
+            "netPnl": money(self.net_pnl),
+            "netPnlPerHour": money(self.net_pnl / Decimal(repr(hours))),
+            "position": self.position, "postOnlyRejects": self.post_only_rejects,
+            "rejects": self.rejects, "riskEvents": self.risk_events, "params": self.params,
+        }
+
+
+class Backtest:
+    def __init__(self, spec, symbol_config, *, engine_config: EngineConfig | None = None,
+                 latency: Latency = Latency(), levels: int = 5, run_id: str = "bt",
+                 emit: Emit | None = None):
+        self.spec = spec
+        self.symbol = spec.symbol
+        self.engine = Engine({spec.symbol: spec}, engine_config or EngineConfig())
+        self.strategy = make_strategy(spec, symbol_config.strategy)
+        self.risk = build_guards(spec, symbol_config.risk, symbol_config.inventory)
+        self.manager = manager_for(spec, ClientIds("mm", run_id), symbol_config.strategy,
+                                   max_age_ms=60_000)
+        self.latency = latency
+        self.levels = levels
+        self.emit = emit or (lambda line: None)
+        self.summary = Summary(spec.symbol)
+        self._queue: list[tuple[int, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._book_pending = False
+        self._latest_book: BookTop | None = None
+        self.now = 0
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self, market: Iterable[Timed]) -> Summary:
+        first = True
+        for timed in market:
+            if first:
+                self.summary.start_ms, first = timed.at, False
+            self._until(timed.at)
+            self.now = timed.at
+            self._dispatch(self.engine.advance(timed.at))
+            self._dispatch(self.engine.apply(timed.event))
+            self.summary.events += 1
+        self._until(self.now + self.latency.order_ms + self.latency.market_ms)
+        self._finish()
+        return self.summary
+
+    def _until(self, t: int) -> None:
+        """Deliver everything due by `t`, in time order (actions may schedule more)."""
+        while self._queue and self._queue[0][0] <= t:
+            at, _, action = heapq.heappop(self._queue)
+            self.now = max(self.now, at)
+            self._dispatch(self.engine.advance(self.now))
+            action()
+
+    def _later(self, delay: int, action: Callable[[], None]) -> None:
+        heapq.heappush(self._queue, (self.now + delay, next(self._seq), action))
+
+    # -- engine events → the bot ----------------------------------------------------------------
+
+    def _dispatch(self, events: list) -> None:
+        for event in events:
+            if isinstance(event, BookDelta) and event.symbol == self.symbol:
+                self._book_changed()
+            elif isinstance(event, OrderUpdate) and event.order.symbol == self.symbol:
+                line = self._order_line(event)
+                fill = event.fill
+                self._later(self.latency.market_ms, lambda line=line, fill=fill:
+                            self._on_update(line, fill))
+
+    def _book_changed(self) -> None:
+        depth = self.engine.depth(self.symbol, self.levels)
+        self._latest_book = BookTop(self.symbol, depth.ts, depth.ts + self.latency.market_ms,
+                                    depth.last_update_id, False, depth.bids, depth.asks)
+        if not self._book_pending:
+            self._book_pending = True
+            self._later(self.latency.market_ms, self._decide)
+
+    def _on_update(self, line: dict[str, Any], fill) -> None:
+        self.manager.on_update(line, self.now)
+        if fill is None:
+            return
+        own = OwnFill(fill.symbol, fill.ts, fill.trade_id, fill.order_id, fill.client_order_id,
+                      fill.side, fill.price, fill.qty, fill.maker, fill.commission,
+                      fill.commission_asset, fill.realized_pnl)
+        self.manager.on_fill(own)
+        self.strategy.on_fill(own)
+        self._risk_lines(self.risk.on_fill(own))
+        s = self.summary
+        s.fills += 1
+        s.maker_fills += fill.maker
+        s.volume += fill.quote_qty
+        s.realized_pnl += fill.realized_pnl
+        s.fees += fill.commission
+        self.emit(self._fill_line(fill))
+
+    # -- decisions --------------------------------------------------------------------------
+
+    def _decide(self) -> None:
+        self._book_pending = False
+        book = self._latest_book
+        if book is None or not book.bids or not book.asks:
+            return
+        now = self.now
+        self.summary.decisions += 1
+        self._risk_lines(self.risk.on_book(book))
+        quote = self.strategy.on_book(book)
+        if self.risk.mode == "halted":
+            self._send(self.manager.cancel_all("risk halt"))
+            for level in self.risk.emergency_orders(book, now):
+                self._later(self.latency.order_ms, lambda level=level: self._emergency(level))
+            return
+        if quote is None:
+            return
+        self.summary.quotes += 1
+        quote, events = self.risk.apply(quote, now)
+        self._risk_lines(events)
+        actions = self.manager.diff(quote.levels, now,
+                                    half_spread_ticks=quote.reasons.get("halfSpreadTicks"))
+        sent = self._send(actions)
+        if sent:
+            self.risk.on_order_sent(now, sent)
+
+    def _send(self, actions: list) -> int:
+        sent = 0
+        for action in actions:
+            if isinstance(action, LocalReject):
+                continue
+            if isinstance(action, Place | Modify):
+                sent += 1
+            self._later(self.latency.order_ms, lambda action=action: self._arrive(action))
+        self.summary.orders += sent
+        return sent
+
+    def _arrive(self, action) -> None:
+        """An order request reaches the engine; its answer travels back."""
+        cid = action.order.client_order_id
+        ts = self.now
+        try:
+            if isinstance(action, Place):
+                ours = action.order
+                order, events = self.engine.place(ts, OrderRequest(
+                    self.symbol, ours.side, "LIMIT", ours.qty, ours.price,
+                    ours.time_in_force, ours.reduce_only, cid))
+                answer = {"orderId": order.order_id, "status": order.status,
+                          "executedQty": self.spec.qty_str(order.executed_qty)}
+            elif isinstance(action, Modify):
+                order, events = self.engine.modify(ts, self.symbol, action.order.side,
+                                                   action.qty, action.price,
+                                                   client_order_id=cid)
+                answer = {"orderId": order.order_id, "status": order.status,
+                          "executedQty": self.spec.qty_str(order.executed_qty)}
+            else:
+                _, events = self.engine.cancel(ts, self.symbol, client_order_id=cid)
+                self._dispatch(events)
+                self._later(self.latency.order_ms,
+                            lambda: self.manager.on_cancel_ack(cid, {"status": "CANCELED"}))
+                return
+        except Reject as exc:
+            self._later(self.latency.order_ms, lambda r=exc: self._rejected(action, r))
+            return
+        self._dispatch(events)
+        self._later(self.latency.order_ms,
+                    lambda: self.manager.on_ack(cid, answer, self.now))
+
+    def _rejected(self, action, reject: Reject) -> None:
+        cid = action.order.client_order_id
+        if isinstance(action, Cancel):
+            self.manager.on_cancel_reject(cid, reject.code)
+            return
+        self.manager.on_reject(cid, reject.code, reject.msg)
+        self.summary.rejects += 1
+        self.summary.post_only_rejects += reject.code == -5022
+
+    def _emergency(self, level) -> None:
+        try:
+            _, events = self.engine.place(self.now, OrderRequest(
+                self.symbol, level.side, "LIMIT", level.qty, level.price, "IOC", True,
+                self.manager.ids.next()))
+        except Reject:
+            return
+        self._dispatch(events)
+
+    # -- output -------------------------------------------------------------------------------
+
+    def _risk_lines(self, events) -> None:
+        for event in events:
+            self.summary.risk_events += 1
+            self.emit({"type": "risk", "symbol": self.symbol, "ts": event.ts,
+                       "guard": event.guard, "action": event.action, "detail": event.detail,
+                       "mode": self.risk.mode})
+
+    def _order_line(self, update: OrderUpdate) -> dict[str, Any]:
+        order = update.order
+        return {"clientOrderId": order.client_order_id, "orderId": order.order_id,
+                "status": order.status, "executedQty": self.spec.qty_str(order.executed_qty)}
+
+    def _fill_line(self, fill) -> dict[str, Any]:
+        spec = self.spec
+        return {"type": "fill", "symbol": fill.symbol, "ts": fill.ts, "tradeId": fill.trade_id,
+                "orderId": fill.order_id, "clientOrderId": fill.client_order_id,
+                "side": fill.side, "price": spec.price_str(fill.price),
+                "qty": spec.qty_str(fill.qty), "maker": fill.maker,
+                "commission": str(fill.commission), "commissionAsset": fill.commission_asset,
+                "realizedPnl": str(fill.realized_pnl), "source": "backtest"}
+
+    def _finish(self) -> None:
+        s = self.summary
+        s.end_ms = self.now
+        position = self.engine.positions[self.symbol].amount
+        s.position = self.spec.qty_str(position) if position >= 0 else \
+            "-" + self.spec.qty_str(-position)
+        s.unrealized_pnl = self.engine.unrealized_pnl(self.symbol)
+        s.funding = sum((i.income for i in self.engine.incomes
+                         if i.income_type == "FUNDING_FEE"), Decimal(0))

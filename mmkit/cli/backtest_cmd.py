@@ -1,0 +1,193 @@
+"""`mmkit backtest`: the bot's own strategy, risk and order code against the simulator's engine
+in virtual time, over recordings or the synthetic market; `--grid` sweeps parameters."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
+
+import click
+
+from mmkit.cli.common import load
+from mmkit.cli.market_data import parse_interval_ms
+from mmkit.cli.output import emit
+from mmkit.errors import ConfigError
+from mmkit.stream import LineWriter
+
+
+@click.command("backtest")
+@click.option("--data", "data", multiple=True, metavar="FILE", type=click.Path(dir_okay=False),
+              help="A recording (mmkit .jsonl[.gz] or hftbacktest .gz); repeat for a "
+                   "session's continuation files. Default: the synthetic market.")
+@click.option("--symbol", metavar="SYMBOL", help="Symbol (default: the recording's, or "
+              "ETHUSDC for the synthetic market).")
+@click.option("--duration", default="1h", show_default=True, metavar="DURATION",
+              help="Synthetic market only: how much market to generate.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Synthetic market seed.")
+@click.option("--latency", default="5ms", show_default=True, metavar="DURATION",
+              help="Order entry latency, each way.")
+@click.option("--market-latency", default="5ms", show_default=True, metavar="DURATION",
+              help="Market data and user event latency.")
+@click.option("--queue-model", default="risk_averse", show_default=True,
+              help="risk_averse or prob_power[:n] (docs/simulator.md).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Override a setting of the symbol's config, e.g. strategy.spreadTicks=3.")
+@click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2,...",
+              help="Sweep a setting (repeatable: the product of all); runs in parallel.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Processes for --grid (default: CPU count).")
+@click.option("--lines", is_flag=True, help="Also write fill and risk lines (single run).")
+@click.option("--csv", "csv_path", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Write the result rows as CSV too.")
+@click.option("--table", is_flag=True, help="A table instead of JSON lines.")
+@click.pass_context
+def backtest(ctx: click.Context, data: tuple[str, ...], symbol: str | None, duration: str,
+             seed: int, latency: str, market_latency: str, queue_model: str,
+             settings: tuple[str, ...], grid: tuple[str, ...], workers: int | None,
+             lines: bool, csv_path: str | None, table: bool) -> None:
+    """Replay a market through the bot in virtual time and report what it would have made.
+
+    \b
+    Examples:
+      mmkit backtest --data ../shared/data/market/binance_usdm_hftbacktest/ethusdt_20240808.gz
+      mmkit backtest --duration 6h --seed 3 --set strategy.spreadTicks=4 --table
+      mmkit backtest --data eth.jsonl.gz --grid strategy.spreadTicks=1,2,4 \\
+        --grid strategy.skew=0.5,1 --table
+    """
+    from mmkit.cli.quote import settings_tree
+
+    config = load(ctx)
+    job = {"config_path": getattr(ctx.find_root().obj, "config_path", None),
+           "data": list(data), "symbol": symbol.upper() if symbol else None,
+           "duration_ms": parse_interval_ms(duration), "seed": seed,
+           "order_ms": parse_interval_ms(latency), "market_ms": parse_interval_ms(market_latency),
+           "queue_model": queue_model, "settings": settings_tree(settings) if settings else {}}
+    del config  # validated above; each run loads its own (in its own process for --grid)
+    variants = _variants(grid)
+    if len(variants) == 1:
+        out = LineWriter()
+        rows = [run_one({**job, "grid": variants[0]}, out.write if lines else None)]
+    else:
+        if lines:
+            raise click.UsageError("--lines is for a single run, not --grid")
+        rows = _sweep(job, variants, workers)
+        rows.sort(key=lambda row: float(row["netPnl"]), reverse=True)
+        for rank, row in enumerate(rows, 1):
+            row["rank"] = rank
+    if csv_path:
+        _write_csv(csv_path, rows)
+    emit([_flat(row, brief=True) for row in rows] if table else rows, table)
+
+
+def _variants(grid: tuple[str, ...]) -> list[dict[str, str]]:
+    axes = []
+    for item in grid:
+        key, sep, values = item.partition("=")
+        if not sep or "." not in key or not values:
+            raise ConfigError(f"expected KEY=V1,V2 with a dotted key, got {item!r}", "--grid")
+        axes.append([(key.strip(), v.strip()) for v in values.split(",") if v.strip()])
+    return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
+
+
+def run_one(job: dict[str, Any], emit_line=None) -> dict[str, Any]:
+    """One backtest from a plain dict (picklable, for --grid's worker processes)."""
+    from mmkit.backtest import Backtest, Latency
+    from mmkit.cli.quote import settings_tree
+    from mmkit.config import SymbolConfig, load_config
+    from mmkit.sim.engine import EngineConfig
+    from mmkit.sim.instruments import default_specs
+    from mmkit.sim.market import open_market, recorded_symbol
+
+    specs = default_specs()
+    symbol = job["symbol"] or (_recording_symbol(job["data"], recorded_symbol)
+                               if job["data"] else "ETHUSDC")
+    if symbol not in specs:
+        raise ConfigError(f"unknown symbol {symbol!r}; known: {', '.join(specs)}", "--symbol")
+    spec = specs[symbol]
+    tree = _merge(job["settings"], settings_tree(tuple(f"{k}={v}"
+                                                       for k, v in job["grid"].items())))
+    overrides = {"symbols": {symbol: tree}} if tree else {}
+    config = load_config(job["config_path"], overrides=overrides)
+    symbol_config = config.symbols.get(symbol, SymbolConfig())
+    if job["data"]:
+        market = open_market(job["data"], spec)
+    else:
+        from mmkit.sim.market import SyntheticMarket
+
+        market = iter(SyntheticMarket(spec, seed=job["seed"], duration_ms=job["duration_ms"]))
+    engine = EngineConfig(seed=job["seed"], queue_model=job["queue_model"])
+    started = time.perf_counter()
+    result = Backtest(spec, symbol_config, engine_config=engine,
+                      latency=Latency(job["order_ms"], job["market_ms"]),
+                      emit=emit_line).run(market)
+    row = result.as_line()
+    row["params"] = job["grid"]
+    row["wallSeconds"] = round(time.perf_counter() - started, 3)
+    row["eventsPerSecond"] = int(row["events"] / max(row["wallSeconds"], 1e-9))
+    return row
+
+
+def _recording_symbol(paths: list[str], recorded_symbol) -> str:
+    from mmkit.sim.instruments import default_specs
+
+    named = paths[0].rsplit("/", 1)[-1].split("_")[0].split(".")[0].upper()
+    return named if named in default_specs() else (recorded_symbol(paths) or named)
+
+
+def _merge(base: dict, top: dict) -> dict:
+    merged = dict(base)
+    for key, value in top.items():
+        merged[key] = _merge(merged.get(key, {}), value) if isinstance(value, dict) else value
+    return merged
+
+
+def _sweep(job: dict[str, Any], variants: list[dict[str, str]], workers: int | None) -> list:
+    from rich.progress import Progress
+
+    rows = []
+    with ProcessPoolExecutor(max_workers=workers) as pool, \
+            Progress(transient=True, console=_stderr_console()) as progress:
+        task = progress.add_task("backtests", total=len(variants))
+        futures = [pool.submit(run_one, {**job, "grid": v}) for v in variants]
+        for future in as_completed(futures):
+            rows.append(future.result())
+            progress.advance(task)
+    return rows
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(file=sys.stderr)
+
+
+BRIEF = {"fills": "fills", "makerFills": "maker", "volume": "volume", "fees": "fees",
+         "netPnl": "net", "netPnlPerHour": "net/h", "position": "pos"}
+FULL = ("rank", "symbol", "hours", "fills", "makerFills", "volume", "realizedPnl", "fees",
+        "unrealizedPnl", "netPnl", "netPnlPerHour", "position", "orders", "postOnlyRejects",
+        "riskEvents", "eventsPerSecond")
+
+
+def _flat(row: dict[str, Any], brief: bool = False) -> dict[str, Any]:
+    """A table or CSV row: the swept parameters first, then the numbers that decide."""
+    flat = {"rank": row["rank"]} if "rank" in row else {}
+    flat.update({k.split(".")[-1]: v for k, v in (row.get("params") or {}).items()})
+    if brief:
+        flat.update({short: row[k] for k, short in BRIEF.items() if k in row})
+    else:
+        flat.update({k: row[k] for k in FULL if k in row})
+    return flat
+
+
+def _write_csv(path: str, rows: list[dict[str, Any]]) -> None:
+    import csv
+
+    flat = [_flat(row) for row in rows]
+    columns = list(dict.fromkeys(k for row in flat for k in row))
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(flat)

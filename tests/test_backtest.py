@@ -1,0 +1,119 @@
+"""The backtester: the bot's own core against the simulator's engine in virtual time. It is
+deterministic, its accounts add up, latency matters, and the CLI runs single backtests and
+ranked sweeps. Scenarios on the synthetic market make the risk guards act."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from decimal import Decimal
+
+import orjson
+import pytest
+
+from mmkit.backtest import Backtest, Latency
+from mmkit.config import load_config
+from mmkit.lines import check_line
+from mmkit.sim.instruments import default_specs
+from mmkit.sim.market import SyntheticMarket, open_market
+
+ETHUSDT = default_specs(["ETHUSDT"])["ETHUSDT"]
+ETHUSDC = default_specs(["ETHUSDC"])["ETHUSDC"]
+RECORDING = "market/binance_usdm_hftbacktest/ethusdt_20240808.gz"
+
+
+def symbol_config(symbol: str, **strategy):
+    tree = {"symbols": {symbol: {"strategy": {k: str(v) for k, v in strategy.items()}}}}
+    return load_config(None, env={}, overrides=tree).symbols[symbol]
+
+
+def replay(shared_data, latency: Latency | None = None, **strategy):
+    lines: list[dict] = []
+    bt = Backtest(ETHUSDT, symbol_config("ETHUSDT", **strategy), latency=latency or Latency(),
+                  emit=lines.append)
+    summary = bt.run(open_market(shared_data / RECORDING, ETHUSDT))
+    return bt, summary, lines
+
+
+def test_replay_is_deterministic_and_its_accounts_add_up(shared_data):
+    bt, first, lines = replay(shared_data, model="fixed", spreadTicks=2)
+    _, second, _ = replay(shared_data, model="fixed", spreadTicks=2)
+    assert first.as_line() == second.as_line()
+    fills = [line for line in lines if line["type"] == "fill"]
+    assert first.fills == len(fills) > 0
+    assert all(check_line(line) == [] for line in lines)
+    signed = sum((1 if f["side"] == "BUY" else -1) * ETHUSDT.to_steps(f["qty"]) for f in fills)
+    assert bt.engine.positions["ETHUSDT"].amount == signed
+    assert first.fees == sum(Decimal(f["commission"]) for f in fills)
+    assert first.realized_pnl == sum(Decimal(f["realizedPnl"]) for f in fills)
+    wallet = bt.engine.balances["USDT"].wallet
+    expected = Decimal(100) + first.realized_pnl - first.fees + first.funding
+    assert abs(wallet - expected) < Decimal("1e-18")  # Decimal's 28 digits, step by step
+
+
+def test_latency_changes_what_fills(shared_data):
+    _, fast, _ = replay(shared_data, Latency(1, 1), model="fixed", spreadTicks=2)
+    _, slow, _ = replay(shared_data, Latency(250, 250), model="fixed", spreadTicks=2)
+    assert (fast.fills, fast.orders) != (slow.fills, slow.orders)
+
+
+def test_inventory_builds_until_the_guards_hold_it():
+    """A tight position limit on 20 minutes of synthetic market: position never exceeds it, and
+    the guards say so."""
+    config = load_config(None, env={}, overrides={"symbols": {"ETHUSDC": {
+        "strategy": {"model": "fixed", "spreadTicks": "2", "staticFraction": "0",
+                     "maxInventory": "0.02"},
+        "risk": {"maxPosition": "0.02", "dailyMax": "100"}}}}).symbols["ETHUSDC"]
+    lines: list[dict] = []
+    bt = Backtest(ETHUSDC, config, emit=lines.append)
+    positions = []
+    original = bt._on_update
+
+    def watch(line, fill):
+        original(line, fill)
+        positions.append(bt.engine.positions["ETHUSDC"].amount)
+
+    bt._on_update = watch
+    summary = bt.run(SyntheticMarket(ETHUSDC, seed=4, duration_ms=1_200_000))
+    assert summary.fills > 10
+    assert max(abs(p) for p in positions) <= ETHUSDC.to_steps("0.02")
+    guards = {line["guard"] for line in lines if line["type"] == "risk"}
+    assert guards & {"max_position", "reduce_only"}
+
+
+def mmkit(*args: str, cwd=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MM_", "MMKIT_"))}
+    return subprocess.run([sys.executable, "-m", "mmkit", *args], capture_output=True, env=env,
+                          cwd=cwd, timeout=120)
+
+
+def test_cli_single_run_and_ranked_grid(shared_data, tmp_path):
+    data = str(shared_data / RECORDING)
+    single = mmkit("backtest", "--data", data, "--set", "strategy.model=fixed", cwd=tmp_path)
+    assert single.returncode == 0, single.stderr
+    (row,) = [orjson.loads(x) for x in single.stdout.splitlines()]
+    assert row["type"] == "backtest" and row["symbol"] == "ETHUSDT" and row["events"] > 20_000
+    out = tmp_path / "grid.csv"
+    grid = mmkit("backtest", "--data", data, "--grid", "strategy.spreadTicks=2,6",
+                 "--grid", "strategy.model=fixed", "--workers", "2", "--csv", str(out),
+                 cwd=tmp_path)
+    assert grid.returncode == 0, grid.stderr
+    rows = [orjson.loads(x) for x in grid.stdout.splitlines()]
+    assert [r["rank"] for r in rows] == [1, 2]
+    assert float(rows[0]["netPnl"]) >= float(rows[1]["netPnl"])
+    assert {r["params"]["strategy.spreadTicks"] for r in rows} == {"2", "6"}
+    with open(out) as fh:
+        assert len(list(csv.DictReader(fh))) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "/nonexistent/eth.gz"], "cannot read"),
+    (["--grid", "strategy.spreadTicks"], "--grid"),
+    (["--set", "strategy.spreadTicks=-1"], "spreadTicks"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    result = mmkit("backtest", "--duration", "1m", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr.decode() and result.stderr.count(b"\n") == 1
