@@ -115,16 +115,21 @@ class Backtest:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def run(self, market: Iterable[Timed]) -> Summary:
+    def run(self, market: Iterable[Timed], mark_every_ms: int = 1000) -> Summary:
         first = True
+        next_mark = 0
         for timed in market:
             if first:
                 self.summary.start_ms, first = timed.at, False
+                next_mark = timed.at
             self._until(timed.at)
             self.now = timed.at
             self._dispatch(self.engine.advance(timed.at))
             self._dispatch(self.engine.apply(timed.event))
             self.summary.events += 1
+            if mark_every_ms and timed.at >= next_mark:
+                self._mark()
+                next_mark = timed.at - timed.at % mark_every_ms + mark_every_ms
         self._until(self.now + self.latency.order_ms + self.latency.market_ms)
         self._finish()
         return self.summary
@@ -266,6 +271,20 @@ class Backtest:
         self._dispatch(events)
 
     # -- output -------------------------------------------------------------------------------
+
+    def _mark(self) -> None:
+        """Mid, position and net PnL now: the journal's `marks` (markouts, drawdown)."""
+        book = self.engine.books[self.symbol].market
+        if book.best_bid is None or book.best_ask is None:
+            return
+        s = self.summary
+        position = self.engine.positions[self.symbol].amount
+        mid = (Decimal(book.best_bid) + Decimal(book.best_ask)) / 2 * self.spec.tick_size
+        net = s.realized_pnl - s.fees + self.engine.unrealized_pnl(self.symbol)
+        self.emit({"type": "mark", "symbol": self.symbol, "ts": self.now,
+                   "mid": format(mid.normalize(), "f"),
+                   "position": format((position * self.spec.step_size).normalize(), "f"),
+                   "netPnl": format(net.quantize(Decimal("0.00000001")), "f")})
 
     def _risk_lines(self, events) -> None:
         for event in events:

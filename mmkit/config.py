@@ -314,7 +314,7 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class JournalConfig:
-    path: str = _opt("data/journal.jsonl", _text())
+    path: str = _opt("journal", _text())
 
 
 @dataclass(frozen=True)

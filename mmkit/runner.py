@@ -77,6 +77,7 @@ class Runner:
         self._streams: list = []
         self.feed = None
         self.on_tick_to_order: Callable[[float], None] | None = None
+        self.journal_path: str | None = None
 
     # -- start and stop ---------------------------------------------------------------------
 
@@ -114,7 +115,8 @@ class Runner:
         self._tasks = [asyncio.create_task(self._depth(), name="depth"),
                        asyncio.create_task(self._trades(), name="trades"),
                        asyncio.create_task(self._user(), name="user"),
-                       asyncio.create_task(self._heartbeat(), name="heartbeat")]
+                       asyncio.create_task(self._heartbeat(), name="heartbeat"),
+                       asyncio.create_task(self._marks(), name="marks")]
         decide = asyncio.create_task(self._decide(), name="decide")
         try:
             waiters = [decide, *self._tasks]
@@ -215,6 +217,18 @@ class Runner:
             except (VenueError, NetworkError) as exc:
                 log.warning("heartbeat_failed countdownCancelAll: %s", exc)
             await asyncio.sleep(HEARTBEAT_S)
+
+    async def _marks(self, every_s: float = 1.0) -> None:
+        """Mid, position and net PnL every second: the journal's `marks` (markouts,
+        inventory over time, drawdown)."""
+        while True:
+            await asyncio.sleep(every_s)
+            if self.status.mid is None:
+                continue
+            net = self.risk.realized_pnl - self.risk.fees + (self.risk.unrealized_pnl or 0)
+            self.emit({"type": "mark", "symbol": self.symbol, "ts": self.wall_ms(),
+                       "mid": self.status.mid, "position": self.status.position,
+                       "netPnl": format(Decimal(net).quantize(Decimal("0.00000001")), "f")})
 
     async def _decide(self) -> None:
         while True:

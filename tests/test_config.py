@@ -68,7 +68,7 @@ def test_defaults_suit_a_small_ethusdc_account():
     assert eth.strategy.base_size == Decimal("0.010") and eth.strategy.spread == 5
     assert eth.risk.max_position == Decimal("0.05") and eth.risk.daily_max == 5
     assert config.metrics.listen == "127.0.0.1:9100"
-    assert config.journal.path == "data/journal.jsonl"
+    assert config.journal.path == "journal"
     assert config == Config()
 
 

@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              "(--dry-run to only print)."),
     "backtest": ("mmkit.cli.backtest_cmd", "backtest", "The bot against the simulator's "
                  "engine in virtual time; --grid sweeps parameters."),
+    "pnl-report": ("mmkit.cli.pnl_report", "pnl_report", "Did it make money after fees, and "
+                   "why: SQL over the journal."),
     "run": ("mmkit.cli.run_cmd", "run_cmd", "The whole bot in one process (paper trading on an "
             "embedded simulator by default)."),
     "depth": ("mmkit.cli.market_data", "depth", "The local order book as book lines (live or "

@@ -40,6 +40,9 @@ from mmkit.stream import LineWriter
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="Processes for --grid (default: CPU count).")
 @click.option("--lines", is_flag=True, help="Also write fill and risk lines (single run).")
+@click.option("--journal", "journal_path", metavar="DIR", type=click.Path(file_okay=False),
+              help="Write fills, orders, risk events and marks to this journal, for "
+                   "`mmkit pnl-report --journal DIR` (single run).")
 @click.option("--csv", "csv_path", metavar="FILE", type=click.Path(dir_okay=False),
               help="Write the result rows as CSV too.")
 @click.option("--table", is_flag=True, help="A table instead of JSON lines.")
@@ -47,7 +50,8 @@ from mmkit.stream import LineWriter
 def backtest(ctx: click.Context, data: tuple[str, ...], symbol: str | None, duration: str,
              seed: int, latency: str, market_latency: str, queue_model: str,
              settings: tuple[str, ...], grid: tuple[str, ...], workers: int | None,
-             lines: bool, csv_path: str | None, table: bool) -> None:
+             lines: bool, journal_path: str | None, csv_path: str | None,
+             table: bool) -> None:
     """Replay a market through the bot in virtual time and report what it would have made.
 
     \b
@@ -68,11 +72,10 @@ def backtest(ctx: click.Context, data: tuple[str, ...], symbol: str | None, dura
     del config  # validated above; each run loads its own (in its own process for --grid)
     variants = _variants(grid)
     if len(variants) == 1:
-        out = LineWriter()
-        rows = [run_one({**job, "grid": variants[0]}, out.write if lines else None)]
+        rows = [_single(job, variants[0], lines, journal_path)]
     else:
-        if lines:
-            raise click.UsageError("--lines is for a single run, not --grid")
+        if lines or journal_path:
+            raise click.UsageError("--lines and --journal are for a single run, not --grid")
         rows = _sweep(job, variants, workers)
         rows.sort(key=lambda row: float(row["netPnl"]), reverse=True)
         for rank, row in enumerate(rows, 1):
@@ -80,6 +83,29 @@ def backtest(ctx: click.Context, data: tuple[str, ...], symbol: str | None, dura
     if csv_path:
         _write_csv(csv_path, rows)
     emit([_flat(row, brief=True) for row in rows] if table else rows, table)
+
+
+def _single(job: dict[str, Any], variant: dict[str, str], lines: bool,
+            journal_path: str | None) -> dict[str, Any]:
+    from mmkit.journal import Journal
+
+    out = LineWriter()
+    journal = Journal(journal_path, f"bt-{int(time.time())}") if journal_path else None
+
+    def emit_line(line: dict[str, Any]) -> None:
+        if journal is not None:
+            journal.write(line)
+        if lines and line["type"] != "mark":
+            out.write(line)
+
+    try:
+        row = run_one({**job, "grid": variant}, emit_line if lines or journal else None)
+        if journal is not None:
+            journal.write(row)
+        return row
+    finally:
+        if journal is not None:
+            journal.close()
 
 
 def _variants(grid: tuple[str, ...]) -> list[dict[str, str]]:

@@ -124,6 +124,7 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
     from mmkit.cli.common import rest_client
     from mmkit.cli.market_data import _routed, _venue_spec
     from mmkit.execution import Execution, wall_ms
+    from mmkit.journal import Journal
     from mmkit.ops.metrics import RunCollector, RunMetrics
     from mmkit.orders import ClientIds, manager_for
     from mmkit.risk import build_guards
@@ -132,10 +133,12 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
 
     out = LineWriter()
     metrics = RunMetrics(symbol)
+    journal = Journal(config.journal.path, f"run-{wall_ms() // 1000}-{os.getpid()}")
 
     def emit(line: dict) -> None:
         metrics.on_line(line)
-        if as_lines:
+        journal.write(line)
+        if as_lines and line["type"] != "mark":
             out.write(line)
 
     async with rest_client(config, observer=metrics.on_request) as client:
@@ -162,6 +165,7 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
                         risk=build_guards(spec, symbol_config.risk, symbol_config.inventory),
                         manager=manager, execution=execution, emit=emit, wall_ms=venue_ms)
         runner.on_tick_to_order = metrics.tick_to_order.observe
+        runner.journal_path = config.journal.path
         metrics.registry.register(RunCollector(runner))
         http = _serve_metrics(metrics, listen)
         status_task = None if as_lines else asyncio.create_task(_show_status(runner))
@@ -176,7 +180,8 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
                 await asyncio.gather(status_task, return_exceptions=True)
             if http is not None:
                 http.shutdown()
-            _summary(runner, out, as_lines)
+            journal.write(_summary(runner, out, as_lines))
+            journal.close()
 
 
 def _serve_metrics(metrics, listen: str | None):
@@ -215,7 +220,7 @@ def _status_text(runner):
     return Text(text + (f" paused:{s.paused}" if s.paused else ""))
 
 
-def _summary(runner, out: LineWriter, as_lines: bool) -> None:
+def _summary(runner, out: LineWriter, as_lines: bool) -> dict:
     s = runner.status
     elapsed_s = (runner.wall_ms() - s.started_ms) / 1000
     line = {"type": "summary", "symbol": s.symbol, "ts": runner.wall_ms(),
@@ -229,3 +234,6 @@ def _summary(runner, out: LineWriter, as_lines: bool) -> None:
         out.write(line)
     print("mmkit run: " + ", ".join(f"{k} {v}" for k, v in line.items()
                                     if k not in ("type", "ts")), file=sys.stderr)
+    print(f"mmkit run: journal in {runner.journal_path}; `mmkit pnl-report` tells whether it "
+          "made money after fees", file=sys.stderr)
+    return line

@@ -1,0 +1,113 @@
+"""`mmkit pnl-report`: the SQL in sql/ over the journal, run by DuckDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mmkit.cli.common import load
+from mmkit.cli.output import emit
+from mmkit.errors import ConfigError, InputError
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+
+
+@click.command("pnl-report")
+@click.option("--journal", "journal_path", metavar="DIR",
+              help="The journal (default: the config's journal.path).")
+@click.option("--since", metavar="DATE", help="From this UTC date or time (ISO 8601).")
+@click.option("--until", metavar="DATE", help="Up to this UTC date or time (exclusive).")
+@click.option("--symbol", metavar="SYMBOL", help="One symbol (default: all).")
+@click.option("--by", "bucket", type=click.Choice(["hour", "day"]), default="day",
+              show_default=True, help="Period of each row.")
+@click.option("--table", is_flag=True, help="Human tables instead of JSON lines.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout instead of JSON lines.")
+@click.pass_context
+def pnl_report(ctx: click.Context, journal_path: str | None, since: str | None,
+               until: str | None, symbol: str | None, bucket: str, table: bool,
+               as_csv: bool) -> None:
+    """Did it make money after fees, and why: PnL, fees, volume, maker share, spread capture
+    and markouts per period, then the verdict on scalping (docs/analysis.md).
+
+    \b
+    Examples:
+      mmkit pnl-report --table
+      mmkit pnl-report --since 2026-11-01 --by hour --symbol ETHUSDC --csv > pnl.csv
+    """
+    root = Path(journal_path or load(ctx).journal.path)
+    rows = report(root, _ms(since, "--since", 0), _ms(until, "--until", 2**62),
+                  (symbol or "%").upper(), bucket)
+    if as_csv:
+        _print_csv(rows)
+    else:
+        emit(rows, table)
+
+
+def report(root: Path, since_ms: int, until_ms: int, symbol: str, bucket: str) -> list[dict]:
+    import duckdb
+
+    from mmkit.journal import check_version
+
+    if not (root / "fills").is_dir():
+        raise InputError(f"no journal with fills at {root} (run `mmkit run` or `mmkit backtest "
+                         "--journal DIR` first, or pass --journal)", field="journal")
+    check_version(root)
+    params = {"root": str(root), "since_ms": str(since_ms), "until_ms": str(until_ms),
+              "symbol": symbol.replace("'", ""), "bucket": bucket}
+    con = duckdb.connect()
+    con.execute(_sql("views.sql", params))
+    if not (root / "marks").is_dir():  # a journal without marks: no mids, no markouts
+        con.execute("CREATE OR REPLACE VIEW marks AS SELECT NULL::VARCHAR AS symbol, "
+                    "NULL::BIGINT AS ts, NULL::DECIMAL(38, 12) AS mid, "
+                    "NULL::DECIMAL(38, 12) AS net_pnl WHERE false")
+    rows = _rows(con, _sql("pnl_report.sql", params))
+    if not rows:
+        raise InputError(f"no fills in {root} for that range and symbol", field="--since")
+    return rows + _rows(con, _sql("verdict.sql", params))
+
+
+def _sql(name: str, params: dict[str, str]) -> str:
+    text = (SQL_DIR / name).read_text()
+    for key, value in params.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+def _rows(con, sql: str) -> list[dict[str, Any]]:
+    cursor = con.execute(sql)
+    names = [d[0] for d in cursor.description]
+    return [{k: _plain(v) for k, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
+
+
+def _plain(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value else "0"
+    return value
+
+
+def _ms(text: str | None, flag: str, default: int) -> int:
+    if text is None:
+        return default
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"expected an ISO date or time, got {text!r}", flag) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _print_csv(rows: list[dict[str, Any]]) -> None:
+    import csv
+    import sys
+
+    for kind in dict.fromkeys(row["type"] for row in rows):
+        group = [row for row in rows if row["type"] == kind]
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(group[0]))
+        writer.writeheader()
+        writer.writerows(group)

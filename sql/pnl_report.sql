@@ -1,0 +1,51 @@
+-- Did it make money, and why. Parameters: {bucket} ('hour' or 'day'), {since_ms}, {until_ms},
+-- {symbol} (a symbol, or '%' for all).
+--
+-- Realized PnL is the venue's, per fill (average cost: closing quantity × (price − average
+-- entry)); fees are the commissions paid (negative: rebates); net = realized − fees.
+-- Spread capture: how far from the mid each fill was, in our favour (bought below / sold
+-- above), at the mark just before the fill. Markouts: the mid h seconds after the fill against
+-- the fill price, in our favour; a negative markout is adverse selection. Both in quote asset
+-- and in bps of notional.
+
+WITH f AS (
+    SELECT * FROM fills
+    WHERE ts >= {since_ms} AND ts < {until_ms} AND symbol LIKE '{symbol}'
+),
+at_fill AS (
+    SELECT f.*, m.mid AS mid0
+    FROM f ASOF LEFT JOIN marks m ON f.symbol = m.symbol AND m.ts <= f.ts
+),
+later AS (
+    SELECT a.*,
+        (SELECT mid FROM marks m WHERE m.symbol = a.symbol AND m.ts <= a.ts + 1000
+         ORDER BY m.ts DESC LIMIT 1) AS mid1,
+        (SELECT mid FROM marks m WHERE m.symbol = a.symbol AND m.ts <= a.ts + 5000
+         ORDER BY m.ts DESC LIMIT 1) AS mid5,
+        (SELECT mid FROM marks m WHERE m.symbol = a.symbol AND m.ts <= a.ts + 30000
+         ORDER BY m.ts DESC LIMIT 1) AS mid30,
+        (SELECT mid FROM marks m WHERE m.symbol = a.symbol AND m.ts <= a.ts + 60000
+         ORDER BY m.ts DESC LIMIT 1) AS mid60
+    FROM at_fill a
+)
+SELECT
+    'pnl' AS type,
+    symbol,
+    epoch_ms(date_trunc('{bucket}', time)) AS ts,
+    strftime(date_trunc('{bucket}', time), '%Y-%m-%d %H:%M') AS period,
+    count(*) AS fills,
+    round(avg(CASE WHEN maker THEN 1.0 ELSE 0.0 END), 4) AS maker_share,
+    round(sum(notional), 2) AS volume,
+    round(sum(realized_pnl), 8) AS realized_pnl,
+    round(sum(fee), 8) AS fees,
+    round(sum(realized_pnl) - sum(fee), 8) AS net_pnl,
+    round(sum(sign * (mid0 - price) * qty), 8) AS spread_capture,
+    round(10000 * sum(sign * (mid0 - price) * qty) / sum(notional), 3) AS spread_capture_bps,
+    round(10000 * sum(sign * (mid1 - price) * qty) / sum(notional), 3) AS markout_1s_bps,
+    round(10000 * sum(sign * (mid5 - price) * qty) / sum(notional), 3) AS markout_5s_bps,
+    round(10000 * sum(sign * (mid30 - price) * qty) / sum(notional), 3) AS markout_30s_bps,
+    round(10000 * sum(sign * (mid60 - price) * qty) / sum(notional), 3) AS markout_60s_bps,
+    round(10000 * sum(fee) / sum(notional), 3) AS fee_bps
+FROM later
+GROUP BY ALL
+ORDER BY symbol, ts;

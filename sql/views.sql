@@ -1,0 +1,26 @@
+-- Views over the journal (mmkit/journal.py). {root} is the journal directory.
+-- Decimal strings become DECIMAL(38, 12); rows are deduplicated by exchange ids, so a fill
+-- written twice (a restart, a replayed stream) counts once.
+
+CREATE OR REPLACE VIEW fills AS
+SELECT DISTINCT ON (symbol, tradeId)
+    symbol, tradeId, orderId, clientOrderId, side,
+    ts, to_timestamp(ts / 1000.0) AS time,
+    CAST(price AS DECIMAL(38, 12)) AS price,
+    CAST(qty AS DECIMAL(38, 12)) AS qty,
+    CAST(price AS DECIMAL(38, 12)) * CAST(qty AS DECIMAL(38, 12)) AS notional,
+    CASE WHEN side = 'BUY' THEN 1 ELSE -1 END AS sign,
+    maker, CAST(commission AS DECIMAL(38, 12)) AS fee, commissionAsset AS fee_asset,
+    CAST(realizedPnl AS DECIMAL(38, 12)) AS realized_pnl, run
+FROM read_json_auto('{root}/fills/*/*/*.jsonl', hive_partitioning = true,
+                    union_by_name = true, ignore_errors = true, format = 'newline_delimited')
+ORDER BY symbol, tradeId, ts;
+
+CREATE OR REPLACE VIEW marks AS
+SELECT symbol, ts, to_timestamp(ts / 1000.0) AS time,
+       CAST(mid AS DECIMAL(38, 12)) AS mid,
+       CAST(position AS DECIMAL(38, 12)) AS position,
+       CAST(netPnl AS DECIMAL(38, 12)) AS net_pnl, run
+FROM read_json_auto('{root}/marks/*/*/*.jsonl', hive_partitioning = true,
+                    union_by_name = true, ignore_errors = true, format = 'newline_delimited')
+WHERE mid IS NOT NULL;
