@@ -14,19 +14,16 @@ WITH f AS (
 ),
 at_fill AS (
     SELECT f.*, m.mid AS mid0
-    FROM f ASOF LEFT JOIN marks m ON f.symbol = m.symbol AND m.ts <= f.ts
+    FROM f ASOF LEFT JOIN marks m ON f.symbol = m.symbol AND f.ts >= m.ts
 ),
 later AS (
-    SELECT a.*,
-        (SELECT mid FROM marks m WHERE m.symbol = a.symbol AND m.ts <= a.ts + 1000
-         ORDER BY m.ts DESC LIMIT 1) AS mid1,
-        (SELECT mid FROM marks m WHERE m.symbol = a.symbol AND m.ts <= a.ts + 5000
-         ORDER BY m.ts DESC LIMIT 1) AS mid5,
-        (SELECT mid FROM marks m WHERE m.symbol = a.symbol AND m.ts <= a.ts + 30000
-         ORDER BY m.ts DESC LIMIT 1) AS mid30,
-        (SELECT mid FROM marks m WHERE m.symbol = a.symbol AND m.ts <= a.ts + 60000
-         ORDER BY m.ts DESC LIMIT 1) AS mid60
+    -- each horizon is one ASOF join: the last mark at or before fill time + h
+    SELECT a.*, m1.mid AS mid1, m5.mid AS mid5, m30.mid AS mid30, m60.mid AS mid60
     FROM at_fill a
+    ASOF LEFT JOIN marks m1 ON a.symbol = m1.symbol AND a.ts + 1000 >= m1.ts
+    ASOF LEFT JOIN marks m5 ON a.symbol = m5.symbol AND a.ts + 5000 >= m5.ts
+    ASOF LEFT JOIN marks m30 ON a.symbol = m30.symbol AND a.ts + 30000 >= m30.ts
+    ASOF LEFT JOIN marks m60 ON a.symbol = m60.symbol AND a.ts + 60000 >= m60.ts
 )
 SELECT
     'pnl' AS type,

@@ -6,10 +6,8 @@ WITH f AS (
     WHERE ts >= {since_ms} AND ts < {until_ms} AND symbol LIKE '{symbol}'
 ),
 later AS (
-    SELECT f.*,
-        (SELECT mid FROM marks m WHERE m.symbol = f.symbol AND m.ts <= f.ts + 5000
-         ORDER BY m.ts DESC LIMIT 1) AS mid5
-    FROM f
+    SELECT f.*, m5.mid AS mid5
+    FROM f ASOF LEFT JOIN marks m5 ON f.symbol = m5.symbol AND f.ts + 5000 >= m5.ts
 ),
 curve AS (
     SELECT symbol, ts, net_pnl,
