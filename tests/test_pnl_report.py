@@ -99,3 +99,11 @@ def test_a_torn_last_line_is_skipped(journal_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     (pnl,) = [orjson.loads(x) for x in result.stdout.splitlines() if b'"pnl"' in x]
     assert pnl["fills"] == 2
+
+
+def test_plot_writes_a_png(journal_dir, tmp_path):
+    pytest.importorskip("matplotlib", reason="--plot needs the plot extra (matplotlib)")
+    png = tmp_path / "pnl.png"
+    result = pnl_report("--journal", str(journal_dir), "--plot", str(png), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

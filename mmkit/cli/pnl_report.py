@@ -25,10 +25,13 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
               show_default=True, help="Period of each row.")
 @click.option("--table", is_flag=True, help="Human tables instead of JSON lines.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout instead of JSON lines.")
+@click.option("--plot", "plot_path", metavar="PNG", type=click.Path(dir_okay=False),
+              help="Also draw the equity curve, inventory and markouts to this PNG "
+                   "(needs matplotlib: pip install mmkit[plot]).")
 @click.pass_context
 def pnl_report(ctx: click.Context, journal_path: str | None, since: str | None,
                until: str | None, symbol: str | None, bucket: str, table: bool,
-               as_csv: bool) -> None:
+               as_csv: bool, plot_path: str | None) -> None:
     """Did it make money after fees, and why: PnL, fees, volume, maker share, spread capture
     and markouts per period, then the verdict on scalping (docs/analysis.md).
 
@@ -38,8 +41,10 @@ def pnl_report(ctx: click.Context, journal_path: str | None, since: str | None,
       mmkit pnl-report --since 2026-11-01 --by hour --symbol ETHUSDC --csv > pnl.csv
     """
     root = Path(journal_path or load(ctx).journal.path)
-    rows = report(root, _ms(since, "--since", 0), _ms(until, "--until", 2**62),
-                  (symbol or "%").upper(), bucket)
+    since_ms, until_ms = _ms(since, "--since", 0), _ms(until, "--until", 2**62)
+    rows = report(root, since_ms, until_ms, (symbol or "%").upper(), bucket)
+    if plot_path:
+        plot(root, rows, since_ms, until_ms, (symbol or "%").upper(), plot_path)
     if as_csv:
         _print_csv(rows)
     else:
@@ -67,6 +72,52 @@ def report(root: Path, since_ms: int, until_ms: int, symbol: str, bucket: str) -
     if not rows:
         raise InputError(f"no fills in {root} for that range and symbol", field="--since")
     return rows + _rows(con, _sql("verdict.sql", params))
+
+
+def plot(root: Path, rows: list[dict], since_ms: int, until_ms: int, symbol: str,
+         path: str) -> None:
+    """Three panels a person reads at a glance: net PnL over time, inventory over time, and
+    the markout curve (bps against seconds after the fill) with the fee line."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("--plot needs matplotlib: pip install 'mmkit[plot]'", "--plot") from None
+    import duckdb
+
+    con = duckdb.connect()
+    params = {"root": str(root)}
+    con.execute(_sql("views.sql", params))
+    marks = con.execute(
+        "SELECT time, CAST(net_pnl AS DOUBLE), CAST(position AS DOUBLE) FROM marks "
+        "WHERE ts >= ? AND ts < ? AND symbol LIKE ? ORDER BY ts",
+        [since_ms, until_ms, symbol]).fetchall() if (root / "marks").is_dir() else []
+    verdicts = [r for r in rows if r["type"] == "pnl"]
+    fig, (equity, inventory, markouts) = plt.subplots(3, 1, figsize=(10, 9))
+    if marks:
+        times = [m[0] for m in marks]
+        equity.plot(times, [m[1] for m in marks], color="tab:blue")
+        inventory.fill_between(times, [m[2] for m in marks], step="post", alpha=0.5)
+    equity.set_title("net PnL after fees (quote asset)")
+    equity.axhline(0, color="grey", linewidth=0.5)
+    inventory.set_title("position (base asset)")
+    inventory.axhline(0, color="grey", linewidth=0.5)
+    horizons = [0, 1, 5, 30, 60]
+    keys = ["spread_capture_bps", "markout_1s_bps", "markout_5s_bps", "markout_30s_bps",
+            "markout_60s_bps"]
+    for row in verdicts:
+        markouts.plot(horizons, [row[k] if row[k] is not None else float("nan") for k in keys],
+                      marker="o", label=f"{row['symbol']} {row['period']}")
+        markouts.axhline(row["fee_bps"] or 0, color="red", linestyle="--", linewidth=0.8)
+    markouts.set_title("markout: bps in our favour, seconds after the fill (red: fees)")
+    markouts.set_xlabel("seconds after the fill")
+    if len(verdicts) <= 10:
+        markouts.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _sql(name: str, params: dict[str, str]) -> str:
