@@ -117,3 +117,10 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     result = mmkit("backtest", "--duration", "1m", *args, cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr.decode() and result.stderr.count(b"\n") == 1
+
+
+def test_cli_recording_of_another_symbol_is_refused(shared_data, tmp_path):
+    result = mmkit("backtest", "--data", str(shared_data / RECORDING), "--symbol", "ETHUSDC",
+                   cwd=tmp_path)
+    assert result.returncode == 2 and b"holds ETHUSDT, not ETHUSDC" in result.stderr
+

@@ -128,8 +128,10 @@ def run_one(job: dict[str, Any], emit_line=None) -> dict[str, Any]:
     from mmkit.sim.market import open_market, recorded_symbol
 
     specs = default_specs()
-    symbol = job["symbol"] or (_recording_symbol(job["data"], recorded_symbol)
-                               if job["data"] else "ETHUSDC")
+    recorded = _recording_symbol(job["data"], recorded_symbol) if job["data"] else None
+    if job["symbol"] and recorded and job["symbol"] != recorded:
+        raise ConfigError(f"the recording holds {recorded}, not {job['symbol']}", "--symbol")
+    symbol = job["symbol"] or recorded or "ETHUSDC"
     if symbol not in specs:
         raise ConfigError(f"unknown symbol {symbol!r}; known: {', '.join(specs)}", "--symbol")
     spec = specs[symbol]
