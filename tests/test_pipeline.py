@@ -14,6 +14,7 @@ import httpx
 import orjson
 import pytest
 
+from mmkit.lines import check_line
 from mmkit.sim.engine import EngineConfig
 from mmkit.sim.instruments import default_specs
 from mmkit.sim.market import SyntheticMarket
@@ -122,6 +123,7 @@ def test_run_trades_until_sigterm_then_leaves_nothing(tmp_path, faults):
         assert len(summaries) == 1, stderr
         (summary,) = summaries
         assert summary["fills"] == sum(line["type"] == "fill" for line in lines)
+        assert all(check_line(line) == [] for line in lines)
         after_the_run(sim, lines)
 
 

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from mmkit.journal import Journal
+from mmkit.lines import check_line
 
 T0 = 1_795_500_000_000  # 2026-11-24 06:40 UTC
 
@@ -54,6 +55,7 @@ def test_report_matches_the_hand_computation(journal_dir, tmp_path):
     result = pnl_report("--journal", str(journal_dir), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert all(check_line(row) == [] for row in rows)
     (pnl,) = [r for r in rows if r["type"] == "pnl"]
     assert pnl["fills"] == 2 and pnl["maker_share"] == 1.0
     assert pnl["volume"] == "60.01"

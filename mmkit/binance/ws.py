@@ -154,12 +154,13 @@ class StreamClient:
                 if pending is None and age >= self.max_age:
                     pending = await self._open()
                 try:
-                    conn_id, raw = await asyncio.wait_for(self._queue.get(),
+                    conn_id, raw, recv_ms = await asyncio.wait_for(self._queue.get(),
                                                           self._wait(age, pending is None))
                 except TimeoutError:
                     if pending is None and self._clock() - born >= self.max_age:
                         continue  # time to rotate, not silence
-                    conn_id, raw = current, _Ended(f"no message for {self.silence_timeout:.0f}s")
+                    conn_id, raw, recv_ms = (current, _Ended(f"no message for "
+                                                             f"{self.silence_timeout:.0f}s"), 0)
                     self._close(current)
                 if isinstance(raw, _Ended):
                     if conn_id != current:
@@ -178,7 +179,7 @@ class StreamClient:
                     self.rotations += 1
                 elif conn_id != current:
                     continue
-                message = self._decode(raw)
+                message = self._decode(raw, recv_ms)
                 if message is not None:
                     yield message
         finally:
@@ -191,7 +192,7 @@ class StreamClient:
         waits = [w for w in (self.silence_timeout, until_rotation) if w is not None]
         return max(0.0, min(waits)) if waits else None
 
-    def _decode(self, raw: bytes | str) -> StreamMessage | None:
+    def _decode(self, raw: bytes | str, recv_ms: int) -> StreamMessage | None:
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -210,7 +211,7 @@ class StreamClient:
             if (last := self._last_keys.get(stream)) is not None and key[1] <= last[1]:
                 return None  # overlap duplicate from a rotation
             self._last_keys[stream] = key
-        return StreamMessage(stream, data, self._wall_ms())
+        return StreamMessage(stream, data, recv_ms)
 
     async def _open(self) -> int:
         attempt = 0
@@ -235,7 +236,8 @@ class StreamClient:
         reason = "closed by the venue"
         try:
             async for raw in ws:
-                self._queue.put_nowait((conn_id, raw))
+                # stamped as it comes off the socket, before the queue hop
+                self._queue.put_nowait((conn_id, raw, self._wall_ms()))
         except websockets.ConnectionClosed as exc:
             reason = f"connection closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
         except OSError as exc:
@@ -243,7 +245,7 @@ class StreamClient:
         finally:
             with contextlib.suppress(Exception):
                 await ws.close()
-            self._queue.put_nowait((conn_id, _Ended(reason)))
+            self._queue.put_nowait((conn_id, _Ended(reason), self._wall_ms()))
 
     def _close(self, conn_id: int) -> None:
         task = self._readers.pop(conn_id, None)

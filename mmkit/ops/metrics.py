@@ -31,8 +31,9 @@ class RunMetrics:
         self.rest_latency = Histogram("runner_rest_latency_seconds", "REST round trip by "
                                       "endpoint", ["method", "endpoint"], registry=r,
                                       buckets=LATENCY_BUCKETS)
-        self.tick_to_order = Histogram("runner_tick_to_order_seconds", "Book received to the "
-                                       "first order request of the decision written",
+        self.tick_to_order = Histogram("runner_tick_to_order_seconds", "Book line made (after "
+                                       "decoding and applying the update) to the decision's "
+                                       "first order request about to be sent",
                                        registry=r, buckets=LATENCY_BUCKETS)
         self.orders = Counter("runner_orders", "Order actions (new, modify, cancel, ack, "
                               "reject); reason: why a cancel, the code of a reject",
