@@ -31,6 +31,12 @@ region. A timed run is `Backtest(spec, cfg, latency=Latency(5, 5)).run(events)` 
 5 ms each way, market and user events 5 ms; default `EngineConfig`: RiskAverse queue, maker fee
 0.02 %, partial fills). Reported per N: events/s = 20,657 / run time, fills, orders (places +
 modifies sent) and net PnL from `summary.as_line()`; the full line is printed for N = 2.
+With the default risk settings the daily_notional guard (dailyMax 5 x accountEquity 100 =
+500 USDT of volume) stops new orders ~46 s into the 345 s recording, so that row mostly times
+a bot that decides but no longer trades. A second row per N ("risk limits lifted") adds
+`risk: {dailyMax: 1000000, maxOrdersPerWindow: 1000000, maxPosition: 1000}` to the same
+overrides, so the bot quotes and trades through the whole recording (the strategy's own
+maxInventory 0.05 still bounds the position).
 Grid of 4 (N = 1, 2, 4, 8):
 - sequentially in this process: config + `Backtest` + `run` for each N, timed as a whole;
 - through the CLI: `python -m mmkit backtest --data FILE --grid strategy.spreadTicks=1,2,4,8
@@ -46,9 +52,10 @@ Grid of 4 (N = 1, 2, 4, 8):
 hftbacktest 2.4 (PyPI `hftbacktest`, Rust core driven from a numba `@njit` loop). The same
 file is converted with its own `data.utils.binancefutures.convert` outside the timed region
 (one row per changed price level, trade or snapshot level; exch_ts = the messages' transaction
-time `T`). To give it the same constant 5 ms feed latency as mmkit (the recorder's own
-receive stamps are not usable: its clock ran 1.3-1.5 s behind the exchange), the rows are
-stably sorted by exch_ts and local_ts is set to exch_ts + 5 ms (untimed). Asset:
+time `T`; local_ts = the recorder's receive time shifted by the converter's
+`correct_local_timestamp`, which gives feed latencies of p50 ~4 ms, max ~90 ms). To give it
+the same constant 5 ms feed latency as mmkit, the rows are stably sorted by exch_ts and
+local_ts is set to exch_ts + 5 ms (untimed). Asset:
 `linear_asset(1)`, tick 0.01, lot 0.001, `constant_order_latency(5 ms, 5 ms)` (entry and
 response: the same 5 ms each way as mmkit), `risk_adverse_queue_model()`,
 `partial_fill_exchange()`, fees 0.02 % / 0.05 % of traded value (`trading_value_fee_model`).
@@ -60,11 +67,15 @@ cancelled); inactive orders are cleared every 256 steps. Steps:
 - per message: `elapse` to each distinct local_ts of the rewritten data (one step per
   exchange timestamp, so the grid requotes on every market change as mmkit's bot may);
 - 100 ms: `elapse(100 ms)` over the recording's span (requote every 100 ms).
+Steps in one timed run: `wait_next_feed` to the first message, then the loop (both njit).
 events/s = 20,657 / run time on both sides: the same recording's aligned messages, so the
 ratio is the inverse of the time ratio (hftbacktest also processes the 5 diffs before the
 snapshot and the second snapshot that mmkit's alignment drops, 0.03 % more). Fills =
 `state_values(0).num_trades`, orders = submits; net PnL = balance + position × mid − fees at
-the end. numba compiles in an untimed warm-up run.
+the end. numba compiles in an untimed warm-up run. The mmkit/peer column (on the mmkit rows)
+is hftbacktest's per-message time over mmkit's for the same N; the grid summary gives the sum
+of the four per-message runs against mmkit's sequential grid. About 40 s in all; `--quick`
+about 20 s.
 
 The data comes from ../shared/data (or $MMKIT_DATA); see its README.
 """
