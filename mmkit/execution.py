@@ -162,7 +162,7 @@ class Execution:
                 self.manager.on_cancel_ack(cid, result)
 
     async def cancel_all(self, reason: str) -> None:
-        await self.execute(self.manager.cancel_all(reason))
+        await self.execute(self.manager.cancel_all(reason, unsettled=reason == "shutdown"))
 
     async def emergency(self, levels: list) -> None:
         """Reduce-only IOC orders from the risk engine (halted: flatten within the slippage

@@ -98,3 +98,42 @@ class Journal:
         for fh in self._files.values():
             fh.close()
         self._files.clear()
+
+
+def recovery_start_ms(root: str | os.PathLike, symbol: str) -> int | None:
+    """Where a restarted bot asks the venue's userTrades to start so that no fill made while
+    it was down is lost: after the newest journaled fill of `symbol`, else from the oldest
+    journaled order of it (a run that was killed before its first fill). None: a fresh
+    journal, nothing to recover. The account is assumed to be the bot's own."""
+    newest_fill = _newest_ts(Path(root) / "fills", symbol)
+    if newest_fill is not None:
+        return newest_fill
+    return _oldest_ts(Path(root) / "orders", symbol)
+
+
+def _rows_ts(folder: Path):
+    for part in folder.glob("*.jsonl"):
+        with open(part, "rb") as fh:
+            for raw in fh:
+                try:
+                    ts = orjson.loads(raw).get("ts")
+                except orjson.JSONDecodeError:
+                    continue  # a torn last line
+                if isinstance(ts, int):
+                    yield ts
+
+
+def _newest_ts(table: Path, symbol: str) -> int | None:
+    for folder in sorted(table.glob(f"date=*/symbol={symbol}"), reverse=True):
+        newest = max(_rows_ts(folder), default=None)  # the newest day with rows answers
+        if newest is not None:
+            return newest
+    return None
+
+
+def _oldest_ts(table: Path, symbol: str) -> int | None:
+    for folder in sorted(table.glob(f"date=*/symbol={symbol}")):
+        oldest = min(_rows_ts(folder), default=None)
+        if oldest is not None:
+            return oldest
+    return None

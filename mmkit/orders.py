@@ -187,9 +187,13 @@ class OrderManager:
             # pending, unknown or being cancelled: wait until its fate is known
         return actions
 
-    def cancel_all(self, reason: str) -> list[Action]:
+    def cancel_all(self, reason: str, unsettled: bool = False) -> list[Action]:
+        """Cancel what rests; with `unsettled` (shutdown) also orders whose fate is unknown
+        or not yet acknowledged: cancelling by client order id is safe either way (-2011 if
+        the venue never had it)."""
+        states = (LIVE, PENDING_MODIFY) + ((UNKNOWN, PENDING_NEW) if unsettled else ())
         return [self._cancel(o, reason) for o in list(self.orders.values())
-                if o.state in (LIVE, PENDING_MODIFY)]
+                if o.state in states]
 
     def slot(self, tag: str) -> Order | None:
         """The order occupying a slot, whatever its state."""

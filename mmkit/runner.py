@@ -108,8 +108,23 @@ class Runner:
         if others:
             log.warning("foreign_orders symbol=%s count=%d: not ours, left alone", self.symbol,
                         len(others))
+        await self._recover_fills()
         log.info("run_start symbol=%s position=%s cancelled_old_orders=%d", self.symbol,
                  self.status.position, len(ours), extra={"symbol": self.symbol})
+
+    async def _recover_fills(self) -> None:
+        """Fills the venue made while we were down (after the newest journaled one): emitted
+        as `fill` lines with source `reconcile`; the journal counts a repeat once."""
+        from mmkit.binance.userdata import fill_from_user_trade
+        from mmkit.journal import recovery_start_ms
+
+        if self.journal_path is None:
+            return
+        since = recovery_start_ms(self.journal_path, self.symbol)
+        if since is None:
+            return
+        for trade in await self.client.user_trades(self.symbol, since):
+            self.emit(fill_from_user_trade(trade))
 
     async def run(self, duration_s: float | None = None) -> None:
         self._tasks = [asyncio.create_task(self._depth(), name="depth"),

@@ -21,10 +21,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import httpx
@@ -76,12 +78,15 @@ def main() -> int:
                             str(args.speed), "--seed", str(args.seed), "--fault", faults],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     base, ws = f"http://127.0.0.1:{sim_port}", f"ws://127.0.0.1:{sim_port}"
+    workdir = ""
     try:
         _wait_for(f"{base}/fapi/v1/ping")
         wall_s = args.minutes * 60 / args.speed
+        workdir = tempfile.mkdtemp(prefix="mmkit-acceptance-")  # the bot's journal goes here
         bot = subprocess.Popen([*mmkit, "--venue", "sim", "--base-url", base, "--ws-url", ws,
                                 "run", "--lines", "--metrics", f"127.0.0.1:{metrics_port}"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                               cwd=workdir)
         samples: list[dict[str, float]] = []
         started = time.monotonic()
         while time.monotonic() - started < wall_s and bot.poll() is None:
@@ -97,6 +102,7 @@ def main() -> int:
     finally:
         sim.send_signal(signal.SIGTERM)
         sim.wait(timeout=30)
+        shutil.rmtree(workdir, ignore_errors=True)
 
     last = samples[-1] if samples else {}
     logs = [orjson.loads(x) for x in err.splitlines() if x.startswith(b"{")]

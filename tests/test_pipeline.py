@@ -71,7 +71,7 @@ def test_depth_quote_send_pipeline_trades_and_cleans_up(tmp_path):
                                      stdin=depth.stdout, stdout=subprocess.PIPE, env=env())
             send = subprocess.Popen([sys.executable, "-m", "mmkit", *venue_args(sim), "send"],
                                     stdin=quote.stdout, stdout=sink, stderr=subprocess.PIPE,
-                                    env=env())
+                                    env=env(), cwd=tmp_path)
             depth.stdout.close()
             quote.stdout.close()
             try:
@@ -101,8 +101,9 @@ def test_run_trades_until_sigterm_then_leaves_nothing(tmp_path, faults):
         (s.split("=") for s in TIGHT)))
     with ServerThread(venue, "127.0.0.1", 0) as sim:
         proc = subprocess.Popen([sys.executable, "-m", "mmkit", "--config", str(config),
-                                 *venue_args(sim), "run", "--lines"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env())
+                                 *venue_args(sim), "run", "--lines", "--metrics", "off"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env(),
+                                cwd=tmp_path)
         lines = []
         try:
             deadline = time.monotonic() + 40
@@ -148,7 +149,7 @@ def test_lost_order_responses_are_settled_without_a_second_order(tmp_path):
                                      stdin=depth.stdout, stdout=subprocess.PIPE, env=env())
             send = subprocess.Popen([sys.executable, "-m", "mmkit", *venue_args(sim), "send"],
                                     stdin=quote.stdout, stdout=sink, stderr=subprocess.PIPE,
-                                    env=env())
+                                    env=env(), cwd=tmp_path)
             depth.stdout.close()
             quote.stdout.close()
             try:
@@ -185,7 +186,8 @@ def test_sigkill_then_restart_resumes_without_duplicate_orders(tmp_path):
         http = SignedHttp(sim.base_url)
         args = [sys.executable, "-m", "mmkit", "--config", str(config), *venue_args(sim),
                 "run", "--lines", "--metrics", "off"]
-        first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env())
+        first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env(),
+                                 cwd=tmp_path)
         try:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
@@ -198,7 +200,7 @@ def test_sigkill_then_restart_resumes_without_duplicate_orders(tmp_path):
         left = http.signed("GET", "/fapi/v1/openOrders", symbol="ETHUSDC").json()
         assert left, "a killed run leaves its orders to the dead-man's switch"
         second = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env=env())
+                                  env=env(), cwd=tmp_path)
         old = {o["clientOrderId"] for o in left}
         most, mixed = 0, False
         try:
@@ -222,3 +224,9 @@ def test_sigkill_then_restart_resumes_without_duplicate_orders(tmp_path):
         (summary,) = [orjson.loads(x) for x in out.splitlines() if b'"summary"' in x]
         final = http.signed("GET", "/fapi/v2/positionRisk", symbol="ETHUSDC").json()[0]
         assert summary["position"] == final["positionAmt"]
+        # no lost fill: the journal (deduplicated by trade id) holds every fill of the venue,
+        # including those made while the bot was down
+        journaled = {orjson.loads(x)["tradeId"] for part in (tmp_path / "journal").rglob(
+            "fills/**/*.jsonl") for x in part.read_bytes().splitlines()}
+        truth = {f["tradeId"] for f in httpx.get(f"{sim.base_url}/_sim/fills").json()}
+        assert journaled == truth

@@ -42,7 +42,7 @@ def test_metrics_and_json_logs(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "mmkit", "--config", str(config), "-v",
                                  *venue_args(sim), "run", "--lines", "--metrics",
                                  f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env)
+                                stderr=subprocess.PIPE, env=env, cwd=tmp_path)
         scraped = ""
         try:
             deadline = time.monotonic() + 30

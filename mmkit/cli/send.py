@@ -69,7 +69,8 @@ async def _send(config, symbol: str, dry_run: bool, expected_position: str | Non
     from mmkit.execution import Execution, wall_ms
     from mmkit.orders import ClientIds, manager_for
 
-    out = LineWriter()
+    out = LineWriter() if dry_run else JournaledWriter(
+        LineWriter(), config.journal.path, f"send-{wall_ms() // 1000}-{os.getpid()}")
     async with rest_client(config) as client:
         spec = await _venue_spec(client, symbol)
         ids = ClientIds.for_run(prefix, wall_ms(), salt=os.getpid())
@@ -83,6 +84,28 @@ async def _send(config, symbol: str, dry_run: bool, expected_position: str | Non
             await session.loop(_stdin_lines(strict))
         finally:
             await session.stop()
+            if isinstance(out, JournaledWriter):
+                out.close()
+
+
+class JournaledWriter:
+    """stdout lines, each of our own also appended to the journal (docs/analysis.md)."""
+
+    def __init__(self, out: LineWriter, root: str, run_id: str):
+        from mmkit.journal import Journal
+
+        self.out = out
+        self.journal = Journal(root, run_id)
+
+    def write(self, line: dict) -> None:
+        self.journal.write(line)
+        self.out.write(line)
+
+    def write_raw(self, raw: bytes) -> None:
+        self.out.write_raw(raw)
+
+    def close(self) -> None:
+        self.journal.close()
 
 
 class SendSession:
