@@ -65,6 +65,7 @@ class Summary:
     post_only_rejects: int = 0
     rejects: int = 0
     risk_events: int = 0
+    guards_first_ms: dict[str, int] = field(default_factory=dict)  # guard → when it first acted
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -88,7 +89,10 @@ class Summary:
             "netPnl": money(self.net_pnl),
             "netPnlPerHour": money(self.net_pnl / Decimal(repr(hours))),
             "position": self.position, "postOnlyRejects": self.post_only_rejects,
-            "rejects": self.rejects, "riskEvents": self.risk_events, "params": self.params,
+            "rejects": self.rejects, "riskEvents": self.risk_events,
+            "guardsActed": {g: round((t - self.start_ms) / 3_600_000, 4)
+                            for g, t in sorted(self.guards_first_ms.items())},
+            "params": self.params,
         }
 
 
@@ -289,6 +293,7 @@ class Backtest:
     def _risk_lines(self, events) -> None:
         for event in events:
             self.summary.risk_events += 1
+            self.summary.guards_first_ms.setdefault(event.guard, event.ts)
             self.emit({"type": "risk", "symbol": self.symbol, "ts": event.ts,
                        "guard": event.guard, "action": event.action, "detail": event.detail,
                        "mode": self.risk.mode})

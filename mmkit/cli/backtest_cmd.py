@@ -80,6 +80,7 @@ def backtest(ctx: click.Context, data: tuple[str, ...], symbol: str | None, dura
         rows.sort(key=lambda row: float(row["netPnl"]), reverse=True)
         for rank, row in enumerate(rows, 1):
             row["rank"] = rank
+    _warn_about_limits(rows)
     if csv_path:
         _write_csv(csv_path, rows)
     emit([_flat(row, brief=True) for row in rows] if table else rows, table)
@@ -106,6 +107,22 @@ def _single(job: dict[str, Any], variant: dict[str, str], lines: bool,
     finally:
         if journal is not None:
             journal.close()
+
+
+HOLDING_GUARDS = {"daily_notional": "risk.dailyMax", "order_rate": "risk.maxOrdersPerWindow",
+                  "kill_switch": "risk.killSwitchLoss"}
+
+
+def _warn_about_limits(rows: list[dict[str, Any]]) -> None:
+    """Say when a risk limit stopped the strategy early: the numbers then describe the
+    limit as much as the strategy (a sweep of spreads would look flat)."""
+    for guard, key in HOLDING_GUARDS.items():
+        hours = [row["guardsActed"][guard] for row in rows if guard in row.get("guardsActed", {})]
+        total = rows[0]["hours"] if rows else 0
+        if hours and min(hours) < 0.5 * total:
+            print(f"mmkit backtest: note: the {guard} guard held orders from {min(hours):.2f} h "
+                  f"of {total:.2f} h in at least one run; `--set {key}=…` to see the strategy "
+                  "without that limit", file=sys.stderr)
 
 
 def _variants(grid: tuple[str, ...]) -> list[dict[str, str]]:
