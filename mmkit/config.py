@@ -264,7 +264,7 @@ class RiskConfig:
     max_order_notional: Decimal = _opt(Decimal("60"), _decimal(gt=0))
     max_order_qty: Decimal = _opt(Decimal("0.02"), _decimal(gt=0))
     max_open_orders: int = _opt(4, _integer(ge=1))
-    max_orders_per_window: int = _opt(40, _integer(ge=1))
+    max_orders_per_window: int = _opt(100, _integer(ge=1))
     order_rate_window_ms: int = _opt(10_000, _integer(ge=1))
     max_vwap_deviation_bps: Decimal = _opt(Decimal("50"), _decimal(gt=0))
     vwap_window_ms: int = _opt(300_000, _integer(ge=1))

@@ -125,7 +125,7 @@ def test_daily_notional_caps_growth_and_resets_at_midnight():
 
 
 def test_order_rate_pulls_quotes_until_the_window_frees():
-    e = ready(engine())
+    e = ready(engine(max_orders_per_window=40))
     e.on_order_sent(T0, 40)
     out, events = e.apply(quote(T0 + 100, bid(PX - 100, 10)), T0 + 100)
     assert out.levels == [] and out.paused == "risk: order_rate"
