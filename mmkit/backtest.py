@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from mmkit.model import BookTop, OwnFill, Timed
+from mmkit.model import BookTop, DepthSnapshot, OwnFill, Timed
 from mmkit.orders import Cancel, ClientIds, LocalReject, Modify, Place, manager_for
 from mmkit.risk import build_guards
 from mmkit.sim.engine import (
+    AccountChange,
     BookDelta,
     Engine,
     EngineConfig,
@@ -130,6 +131,8 @@ class Backtest:
             self.now = timed.at
             self._dispatch(self.engine.advance(timed.at))
             self._dispatch(self.engine.apply(timed.event))
+            if isinstance(timed.event, DepthSnapshot) and timed.event.symbol == self.symbol:
+                self._book_changed()  # a snapshot replaces the book without a delta
             self.summary.events += 1
             if mark_every_ms and timed.at >= next_mark:
                 self._mark()
@@ -155,6 +158,10 @@ class Backtest:
         for event in events:
             if isinstance(event, BookDelta) and event.symbol == self.symbol:
                 self._book_changed()
+            elif isinstance(event, AccountChange) and event.reason == "FUNDING_FEE":
+                self.emit({"type": "funding", "symbol": self.symbol, "ts": event.ts,
+                           "amount": format(event.balance_change, "f"),
+                           "asset": event.balances[0].asset if event.balances else ""})
             elif isinstance(event, OrderUpdate) and event.order.symbol == self.symbol:
                 line = self._order_line(event)
                 fill = event.fill

@@ -6,8 +6,8 @@ Layout (hive-partitioned, one file per run per day and symbol, so writers never 
     <root>/<table>/date=YYYY-MM-DD/symbol=ETHUSDC/<run>.jsonl
 
 Tables: `fills` (our fills), `orders` (order_new/modify/cancel/ack/reject), `risk`, `marks`
-(mid and position every second: markouts and inventory over time), `runs` (one summary line
-per run). Each row is the line mmkit printed (docs/streams.md) plus `run`.
+(mid and position every second: markouts and inventory over time), `funding` (funding fees paid
+or received), `runs` (one summary line per run). Each row is the line mmkit printed (docs/streams.md) plus `run`.
 
 Why JSON lines and not Parquet as it is written: a line is either whole or missing, so a killed
 process leaves a readable journal (the reader skips a torn last line); appends need no
@@ -32,7 +32,8 @@ from mmkit.errors import ConfigError
 SCHEMA_VERSION = 1
 TABLES = {"fill": "fills", "order_new": "orders", "order_modify": "orders",
           "order_cancel": "orders", "order_ack": "orders", "order_reject": "orders",
-          "risk": "risk", "mark": "marks", "summary": "runs", "backtest": "runs"}
+          "risk": "risk", "mark": "marks", "funding": "funding", "summary": "runs",
+          "backtest": "runs"}
 
 
 def check_version(root: Path) -> None:

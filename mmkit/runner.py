@@ -217,6 +217,9 @@ class Runner:
                 self._risk_lines(self.risk.on_fill(fill))
                 self._count_fill(line)
                 self.emit(line)
+            elif kind == "balance" and line.get("reason") == "FUNDING_FEE":
+                self.emit({"type": "funding", "symbol": self.symbol, "ts": line["ts"],
+                           "amount": line["balanceChange"], "asset": line["asset"]})
             elif kind == "position":
                 qty = line["qty"]
                 steps = self.spec.to_steps(qty.lstrip("-")) * (-1 if qty.startswith("-") else 1)

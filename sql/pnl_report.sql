@@ -24,25 +24,43 @@ later AS (
     ASOF LEFT JOIN marks m5 ON a.symbol = m5.symbol AND a.ts + 5000 >= m5.ts
     ASOF LEFT JOIN marks m30 ON a.symbol = m30.symbol AND a.ts + 30000 >= m30.ts
     ASOF LEFT JOIN marks m60 ON a.symbol = m60.symbol AND a.ts + 60000 >= m60.ts
+),
+per AS (
+    SELECT symbol, date_trunc('{bucket}', time) AS bucket_start,
+        count(*) AS fills,
+        round(avg(CASE WHEN maker THEN 1.0 ELSE 0.0 END), 4) AS maker_share,
+        sum(notional) AS volume, sum(realized_pnl) AS realized, sum(fee) AS fees,
+        sum(sign * (mid0 - price) * qty) AS capture,
+        sum(sign * (mid1 - price) * qty) AS out1, sum(sign * (mid5 - price) * qty) AS out5,
+        sum(sign * (mid30 - price) * qty) AS out30, sum(sign * (mid60 - price) * qty) AS out60
+    FROM later
+    GROUP BY ALL
+),
+fund AS (
+    SELECT symbol, date_trunc('{bucket}', time) AS bucket_start, sum(amount) AS funding
+    FROM funding
+    WHERE ts >= {since_ms} AND ts < {until_ms} AND symbol LIKE '{symbol}'
+    GROUP BY ALL
 )
 SELECT
     'pnl' AS type,
-    symbol,
-    epoch_ms(date_trunc('{bucket}', time)) AS ts,
-    strftime(date_trunc('{bucket}', time), '%Y-%m-%d %H:%M') AS period,
-    count(*) AS fills,
-    round(avg(CASE WHEN maker THEN 1.0 ELSE 0.0 END), 4) AS maker_share,
-    round(sum(notional), 2) AS volume,
-    round(sum(realized_pnl), 8) AS realized_pnl,
-    round(sum(fee), 8) AS fees,
-    round(sum(realized_pnl) - sum(fee), 8) AS net_pnl,
-    round(sum(sign * (mid0 - price) * qty), 8) AS spread_capture,
-    round(10000 * sum(sign * (mid0 - price) * qty) / sum(notional), 3) AS spread_capture_bps,
-    round(10000 * sum(sign * (mid1 - price) * qty) / sum(notional), 3) AS markout_1s_bps,
-    round(10000 * sum(sign * (mid5 - price) * qty) / sum(notional), 3) AS markout_5s_bps,
-    round(10000 * sum(sign * (mid30 - price) * qty) / sum(notional), 3) AS markout_30s_bps,
-    round(10000 * sum(sign * (mid60 - price) * qty) / sum(notional), 3) AS markout_60s_bps,
-    round(10000 * sum(fee) / sum(notional), 3) AS fee_bps
-FROM later
-GROUP BY ALL
-ORDER BY symbol, ts;
+    p.symbol,
+    epoch_ms(p.bucket_start) AS ts,
+    strftime(p.bucket_start, '%Y-%m-%d %H:%M') AS period,
+    fills,
+    maker_share,
+    round(volume, 2) AS volume,
+    round(realized, 8) AS realized_pnl,
+    round(fees, 8) AS fees,
+    round(coalesce(f.funding, 0), 8) AS funding,
+    round(realized - fees + coalesce(f.funding, 0), 8) AS net_pnl,
+    round(capture, 8) AS spread_capture,
+    round(10000 * capture / volume, 3) AS spread_capture_bps,
+    round(10000 * out1 / volume, 3) AS markout_1s_bps,
+    round(10000 * out5 / volume, 3) AS markout_5s_bps,
+    round(10000 * out30 / volume, 3) AS markout_30s_bps,
+    round(10000 * out60 / volume, 3) AS markout_60s_bps,
+    round(10000 * fees / volume, 3) AS fee_bps
+FROM per p
+LEFT JOIN fund f ON f.symbol = p.symbol AND f.bucket_start = p.bucket_start
+ORDER BY p.symbol, ts;

@@ -24,3 +24,9 @@ SELECT symbol, ts, to_timestamp(ts / 1000.0) AS time,
 FROM read_json_auto('{root}/marks/*/*/*.jsonl', hive_partitioning = true,
                     union_by_name = true, ignore_errors = true, format = 'newline_delimited')
 WHERE mid IS NOT NULL;
+
+CREATE OR REPLACE VIEW funding AS
+SELECT DISTINCT ON (symbol, ts, run) symbol, ts, to_timestamp(ts / 1000.0) AS time,
+       CAST(amount AS DECIMAL(38, 12)) AS amount, asset, run
+FROM read_json_auto('{root}/funding/*/*/*.jsonl', hive_partitioning = true,
+                    union_by_name = true, ignore_errors = true, format = 'newline_delimited');

@@ -124,3 +124,36 @@ def test_cli_recording_of_another_symbol_is_refused(shared_data, tmp_path):
                    cwd=tmp_path)
     assert result.returncode == 2 and b"holds ETHUSDT, not ETHUSDC" in result.stderr
 
+
+
+def test_funding_is_paid_and_journaled_as_a_funding_line():
+    """A long position held over the funding time pays the feed's rate: a `funding` line with
+    the payment, and the summary's funding, agree with the engine's income."""
+    from mmkit.model import DepthDiff, DepthSnapshot, MarketTrade, MarkPrice, Timed
+
+    bid, ask = ETHUSDC.to_ticks("3000.00"), ETHUSDC.to_ticks("3000.01")
+    book = DepthSnapshot("ETHUSDC", 0, 1, [(bid - i, 1000) for i in range(20)],
+                         [(ask + i, 1000) for i in range(20)])
+    funding_at = 60_000
+    market = [Timed(0, book),
+              Timed(10, MarkPrice("ETHUSDC", 10, Decimal("3000"), Decimal("3000"),
+                                  Decimal("0.0001"), funding_at))]
+    # sellers hit the bid for a while: our resting bid fills, we are long at funding time
+    market += [Timed(t, MarketTrade("ETHUSDC", t, t, bid - k, 5000, True))
+               for t in range(1_000, 50_000, 1_000) for k in range(0, 6)]
+    # the book itself keeps ticking (a far level), so the bot keeps deciding
+    market += [Timed(t, DepthDiff("ETHUSDC", t, t, t, t, t - 500 if t > 500 else 1,
+                                  [(bid - 30, 1000 + t % 7)], []))
+               for t in range(500, 55_000, 500)]
+    market.sort(key=lambda timed: timed.at)
+    market.append(Timed(funding_at + 1_000, MarkPrice("ETHUSDC", funding_at + 1_000,
+                                                      Decimal("3000"), Decimal("3000"),
+                                                      Decimal("0.0001"), funding_at + 28_800_000)))
+    lines: list[dict] = []
+    bt = Backtest(ETHUSDC, symbol_config("ETHUSDC", model="fixed", spreadTicks=2),
+                  emit=lines.append)
+    summary = bt.run(market)
+    funding = [line for line in lines if line["type"] == "funding"]
+    assert summary.fills > 0 and funding
+    assert all(check_line(line) == [] for line in funding)
+    assert sum(Decimal(line["amount"]) for line in funding) == summary.funding < 0

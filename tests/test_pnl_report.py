@@ -38,6 +38,8 @@ def journal_dir(tmp_path):
     # bought 0.010 at 3000.00 (mid 3000.50), sold it at 3001.00 (mid 3001.00): both makers
     first.write(fill(1, "BUY", "3000.00", "0.010", "0.00600000", "0", T0))
     first.write(fill(2, "SELL", "3001.00", "0.010", "0.00600200", "0.01000000", T0 + 8000))
+    first.write({"type": "funding", "symbol": "ETHUSDC", "ts": T0 + 3000, "amount": "-0.001",
+                 "asset": "USDC"})  # funding paid while long
     first.close()
     again = Journal(root, "run-b")  # a restart replays the last fill: counted once
     again.write(fill(2, "SELL", "3001.00", "0.010", "0.00600200", "0.01000000", T0 + 8000))
@@ -60,7 +62,8 @@ def test_report_matches_the_hand_computation(journal_dir, tmp_path):
     assert pnl["fills"] == 2 and pnl["maker_share"] == 1.0
     assert pnl["volume"] == "60.01"
     assert pnl["realized_pnl"] == "0.01" and pnl["fees"] == "0.012002"
-    assert pnl["net_pnl"] == "-0.002002"
+    assert pnl["funding"] == "-0.001"
+    assert pnl["net_pnl"] == "-0.003002"  # 0.01 − 0.012002 − 0.001
     # capture at the mark before each fill: +0.50 × 0.010 on the buy, 0 on the sell
     assert pnl["spread_capture"] == "0.005"
     # 5 s markouts, at the mark at or before fill + 5 s: the buy sees 3001.00 (+1.00), the

@@ -10,7 +10,7 @@ import click
 
 from mmkit.cli.common import load
 from mmkit.cli.output import emit
-from mmkit.errors import ConfigError, InputError
+from mmkit.errors import ConfigError, InputError, MmkitError
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
@@ -63,15 +63,15 @@ def report(root: Path, since_ms: int, until_ms: int, symbol: str, bucket: str) -
     params = {"root": str(root), "since_ms": str(since_ms), "until_ms": str(until_ms),
               "symbol": symbol.replace("'", ""), "bucket": bucket}
     con = duckdb.connect()
-    con.execute(_sql("views.sql", params))
-    if not (root / "marks").is_dir():  # a journal without marks: no mids, no markouts
-        con.execute("CREATE OR REPLACE VIEW marks AS SELECT NULL::VARCHAR AS symbol, "
-                    "NULL::BIGINT AS ts, NULL::DECIMAL(38, 12) AS mid, "
-                    "NULL::DECIMAL(38, 12) AS net_pnl WHERE false")
-    rows = _rows(con, _sql("pnl_report.sql", params))
-    if not rows:
-        raise InputError(f"no fills in {root} for that range and symbol", field="--since")
-    return rows + _rows(con, _sql("verdict.sql", params))
+    try:
+        create_views(con, root)
+        rows = _rows(con, _sql("pnl_report.sql", params))
+        if not rows:
+            raise InputError(f"no fills in {root} for that range and symbol", field="--since")
+        return rows + _rows(con, _sql("verdict.sql", params))
+    except duckdb.Error as exc:  # a journal DuckDB cannot read: one line, not a traceback
+        raise MmkitError(f"reading the journal at {root} failed: "
+                         f"{str(exc).splitlines()[0]}") from None
 
 
 def plot(root: Path, rows: list[dict], since_ms: int, until_ms: int, symbol: str,
@@ -88,8 +88,7 @@ def plot(root: Path, rows: list[dict], since_ms: int, until_ms: int, symbol: str
     import duckdb
 
     con = duckdb.connect()
-    params = {"root": str(root)}
-    con.execute(_sql("views.sql", params))
+    create_views(con, root)
     marks = con.execute(
         "SELECT time, CAST(net_pnl AS DOUBLE), CAST(position AS DOUBLE) FROM marks "
         "WHERE ts >= ? AND ts < ? AND symbol LIKE ? ORDER BY ts",
@@ -118,6 +117,30 @@ def plot(root: Path, rows: list[dict], since_ms: int, until_ms: int, symbol: str
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+# A table the journal does not have yet is an empty view of the same shape.
+EMPTY = {
+    "marks": "SELECT NULL::VARCHAR AS symbol, NULL::BIGINT AS ts, NULL::TIMESTAMPTZ AS time, "
+             "NULL::DECIMAL(38, 12) AS mid, NULL::DECIMAL(38, 12) AS position, "
+             "NULL::DECIMAL(38, 12) AS net_pnl, NULL::VARCHAR AS run WHERE false",
+    "funding": "SELECT NULL::VARCHAR AS symbol, NULL::BIGINT AS ts, NULL::TIMESTAMPTZ AS time, "
+               "NULL::DECIMAL(38, 12) AS amount, NULL::VARCHAR AS asset, NULL::VARCHAR AS run "
+               "WHERE false",
+}
+
+
+def create_views(con, root: Path) -> None:
+    """The views of sql/views.sql, each over its table's files, or empty when the journal
+    has none of them (a journal written before funding was journaled, a run without marks)."""
+    text = "\n".join(line for line in _sql("views.sql", {"root": str(root)}).splitlines()
+                     if not line.lstrip().startswith("--"))
+    for statement in filter(str.strip, text.split(";")):
+        table = statement.split("CREATE OR REPLACE VIEW", 1)[-1].split()[0]
+        if (root / table).is_dir():
+            con.execute(statement)
+        elif table in EMPTY:
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS {EMPTY[table]}")
 
 
 def _sql(name: str, params: dict[str, str]) -> str:

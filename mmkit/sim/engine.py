@@ -163,6 +163,7 @@ class AccountChange:
     reason: str  # ORDER | FUNDING_FEE | DEPOSIT ...
     balances: list[Balance]
     positions: list[Position]
+    balance_change: Decimal = Decimal(0)  # Binance's `bc`: the change other than PnL and fees
 
 
 @dataclass
@@ -450,7 +451,7 @@ class Engine:
         payment = -(notional * book.funding_rate)
         balance = self._credit(book, payment, ts)
         self._income(book.spec.symbol, "FUNDING_FEE", payment, balance.asset, ts)
-        return [AccountChange(ts, "FUNDING_FEE", [_copy(balance)], [])]  # cross: no P
+        return [AccountChange(ts, "FUNDING_FEE", [_copy(balance)], [], payment)]  # cross: no P
 
     # -- order side ------------------------------------------------------------------------
 

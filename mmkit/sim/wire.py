@@ -128,15 +128,15 @@ def account_update(change: AccountChange, engine: Engine) -> Json:
         "T": change.ts,
         "a": {
             "m": change.reason,
-            "B": [_balance_entry(b) for b in change.balances],
+            "B": [_balance_entry(b, change.balance_change) for b in change.balances],
             "P": [position_entry(p, engine) for p in change.positions],
         },
     }
 
 
-def _balance_entry(balance: Balance) -> Json:
+def _balance_entry(balance: Balance, change) -> Json:
     wallet = money(balance.wallet)
-    return {"a": balance.asset, "wb": wallet, "cw": wallet, "bc": "0"}
+    return {"a": balance.asset, "wb": wallet, "cw": wallet, "bc": money(change) if change else "0"}
 
 
 def position_entry(position: Position, engine: Engine) -> Json:
