@@ -15,7 +15,7 @@ from mmkit.binance.signing import Credentials
 from mmkit.errors import NetworkError, OutcomeUnknown
 
 T = TypeVar("T")
-STOP_GRACE_S = 5.0
+STOP_GRACE_S = 10.0
 
 
 def load(ctx: click.Context):

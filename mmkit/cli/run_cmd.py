@@ -173,7 +173,8 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
             await runner.start(expected)
             await runner.run(duration_s / wall_scale if duration_s else None)
         finally:
-            with contextlib.suppress(Exception):
+            # a second SIGTERM may cut the clean-up short; the summary and journal still close
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await runner.stop()
             if status_task is not None:
                 status_task.cancel()
