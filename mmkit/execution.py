@@ -164,6 +164,26 @@ class Execution:
     async def cancel_all(self, reason: str) -> None:
         await self.execute(self.manager.cancel_all(reason, unsettled=reason == "shutdown"))
 
+    async def sweep(self) -> int:
+        """At shutdown, after cancel_all: cancel any order with our prefix still resting.
+        A place cut off in flight can reach the venue after its cancel did; this catches it."""
+        if self.dry_run:
+            return 0
+        swept = 0
+        try:
+            resting = await self.client.open_orders(self.symbol)
+        except (VenueError, NetworkError):
+            return 0
+        for order in resting:
+            if not self.manager.ids.ours(order.get("clientOrderId", "")):
+                continue
+            try:
+                await self.client.cancel_order(self.symbol, order_id=order["orderId"])
+                swept += 1
+            except (VenueError, NetworkError) as exc:
+                log.warning("sweep_failed order_id=%s: %s", order["orderId"], exc)
+        return swept
+
     async def emergency(self, levels: list) -> None:
         """Reduce-only IOC orders from the risk engine (halted: flatten within the slippage
         bound). They take at once or expire, so they never occupy a ladder slot."""

@@ -148,9 +148,12 @@ class Runner:
         """Cancel everything we have resting, switch the dead-man's switch off, stop tasks."""
         try:
             await self.execution.cancel_all("shutdown")
+            await asyncio.sleep(0.2)  # fills racing the cancels arrive on the user stream
+            if await self.execution.sweep():
+                log.warning("shutdown_sweep symbol=%s: cancelled orders left in flight",
+                            self.symbol)
             with contextlib.suppress(VenueError, NetworkError):
                 await self.client.countdown_cancel_all(self.symbol, 0)
-            await asyncio.sleep(0.2)  # fills racing the cancels arrive on the user stream
         finally:
             for task in self._tasks:
                 task.cancel()

@@ -231,6 +231,7 @@ class SendSession:
     async def stop(self) -> None:
         try:
             await self.execution.cancel_all("shutdown")
+            await self.execution.sweep()
         finally:
             if self.user_task is not None:
                 await asyncio.sleep(0.2)  # the last fills of the cancels' race
