@@ -650,8 +650,9 @@ class RiskEngine:
     def emergency_orders(self, book: BookTop, now_ms: int) -> list[QuoteLevel]:
         """While halted with a position: one reduce-only IOC limit order that takes the
         visible depth on the far side, walking the levels from the touch and stopping at the
-        slippage bound (reduceOnlyMaxSlippagePct of the mid); at most once per
-        emergencyRetryMs. Nothing on a stale or old book: the bound could not be trusted."""
+        slippage bound (reduceOnlyMaxSlippagePct of the mid); when that depth is not enough,
+        the whole position at the bound itself; at most once per emergencyRetryMs. Nothing on
+        a stale or old book: the bound could not be trusted."""
         self._pending += self._roll_day(now_ms) + self._refresh_mode(now_ms)
         p = self.position
         if self.mode != HALTED or not p or book.stale:
@@ -663,12 +664,14 @@ class RiskEngine:
             return []
         side = SELL if p > 0 else BUY
         depth = book.bids if side == SELL else book.asks
-        if not depth:
-            return []
         if book.best_bid is not None and book.best_ask is not None:
             ref = Fraction(book.best_bid + book.best_ask, 2)
-        else:
+        elif depth:
             ref = Fraction(depth[0][0])
+        elif self.mid is not None:  # no depth on our side: the last mid we saw
+            ref = Fraction(self.mid)
+        else:
+            return []
         if side == SELL:
             bound = math.ceil(ref * (1 - self.limits.slippage))
         else:
@@ -682,8 +685,11 @@ class RiskEngine:
                 qty, left, worst = qty + take, left - take, price
             if not left:
                 break
-        if not qty:
-            return []
+        if left:
+            # Not enough visible depth (or none): the rest goes as an IOC at the slippage
+            # bound itself, mid ± reduceOnlyMaxSlippagePct; it takes whatever rests up to
+            # the bound, visible or not, and never worse.
+            qty, worst = abs(p), bound
         self._last_emergency = now_ms
         return [QuoteLevel(side, worst, qty, EMERGENCY_TAG, "IOC", True)]
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
@@ -253,9 +254,16 @@ def test_emergency_walks_the_book_within_the_slippage_bound():
     e = ready(engine(), position=40)
     e.halt("test", T0)
     deep = book(T0 + 1, bids=[(PX, 5), (PX - 500, 5), (PX - 1500, 100)], asks=[(PX + 10, 5)])
-    # mid 2000.05, bound 0.5%: 1990.05 → 1990.05 rounds up to 199005 ticks
+    # mid 2000.05, bound 0.5%: 1990.05 → 199005 ticks. Visible within it: 10 of 40, so the
+    # whole position goes as an IOC at the bound (what rests up to it, and never worse)
     [order] = e.emergency_orders(deep, T0 + 1)
-    assert (order.price, order.qty) == (PX - 500, 10)
+    bound = math.ceil(Fraction(2 * PX + 10, 2) * (1 - Fraction(5, 1000)))
+    assert (order.price, order.qty) == (bound, 40) and order.price > PX - 1500
+    enough = book(T0 + 1, bids=[(PX, 30), (PX - 10, 30)], asks=[(PX + 10, 5)])
+    e2 = ready(engine(), position=40)
+    e2.halt("test", T0)
+    [walk] = e2.emergency_orders(enough, T0 + 1)
+    assert (walk.price, walk.qty) == (PX - 10, 40)  # visible depth suffices: its worst level
     assert e.emergency_orders(deep, T0 + 2) == []
     assert len(e.emergency_orders(deep, T0 + 1001)) == 1
     assert e.emergency_orders(replace(deep, stale=True), T0 + 3000) == []
@@ -395,7 +403,9 @@ def test_emergency_orders_are_reduce_only_ioc_and_bounded(position, bid_gaps, as
         else:
             assert order.price <= mid * (1 + Fraction(slip) / 100)
             visible = sum(q for p, q in side_depth if p <= order.price)
-        assert order.qty <= visible
+        # within the visible depth, or, when that is not enough, the whole position as an
+        # IOC at the slippage bound itself (it takes what rests there and no worse)
+        assert order.qty <= visible or order.qty == abs(position)
 
 
 @pytest.mark.parametrize("mode", [NORMAL, REDUCE_ONLY])
