@@ -20,7 +20,7 @@ from typing import Any
 from mmkit.binance.ws import Connection, StreamClient, StreamMessage
 from mmkit.book import BookSync, DepthDecoder, OrderBook
 from mmkit.errors import InputError
-from mmkit.model import BookTop, OwnFill
+from mmkit.model import BookTop, MarkPrice, OwnFill
 from mmkit.recording import RawMessage
 from mmkit.symbols import SymbolSpec
 
@@ -80,6 +80,19 @@ def trade_line(spec: SymbolSpec, data: dict[str, Any]) -> Emit:
         "firstTradeId": int(data.get("f", data.get("t", 0))),
         "lastTradeId": int(data.get("l", data.get("t", 0))),
     }
+
+
+def mark_line(data: dict[str, Any]) -> Emit:
+    """A `markPriceUpdate` payload as a `markPrice` line (mark, index, funding rate)."""
+    return {"type": "markPrice", "symbol": data["s"], "ts": int(data["E"]),
+            "markPrice": data["p"], "indexPrice": data["i"], "fundingRate": data["r"],
+            "nextFundingTime": int(data["T"])}
+
+
+def mark_from_line(line: Emit) -> MarkPrice:
+    return MarkPrice(line["symbol"], int(line["ts"]), Decimal(line["markPrice"]),
+                     Decimal(line["indexPrice"]), Decimal(line["fundingRate"]),
+                     int(line["nextFundingTime"]))
 
 
 class Throttle:

@@ -26,6 +26,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "tradeId": INT, "price": DEC, "qty": DEC, "side": str, "firstTradeId": INT,
         "lastTradeId": INT,
     },
+    "markPrice": {"markPrice": DEC, "indexPrice": DEC, "fundingRate": DEC,
+                  "nextFundingTime": INT},
     "order": {
         "orderId": INT, "clientOrderId": str, "side": str, "orderType": str,
         "timeInForce": str, "price": DEC, "qty": DEC, "executedQty": DEC, "avgPrice": DEC,

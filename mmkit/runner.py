@@ -187,19 +187,24 @@ class Runner:
 
     async def _trades(self) -> None:
         from mmkit.binance.ws import StreamClient, StreamMessage, route_for, stream_url
+        from mmkit.feeds import mark_from_line, mark_line
         from mmkit.model import MarketTrade
 
-        name = self.symbol.lower() + "@aggTrade"
-        url = stream_url(self.ws_url, [name], route_for(name) if self.routed else None)
+        names = [self.symbol.lower() + "@aggTrade", self.symbol.lower() + "@markPrice@1s"]
+        url = stream_url(self.ws_url, names, route_for(names[0]) if self.routed else None)
         spec = self.spec
         stream = StreamClient(url, wall_ms=self.wall_ms)
         self._streams.append(stream)
         async for item in stream.messages():
-            if isinstance(item, StreamMessage) and item.data.get("e") == "aggTrade":
-                data = item.data
+            if not isinstance(item, StreamMessage):
+                continue
+            data = item.data
+            if data.get("e") == "aggTrade":
                 self.strategy.on_trade(MarketTrade(self.symbol, int(data["T"]), int(data["a"]),
                                                    spec.to_ticks(data["p"]),
                                                    spec.to_steps(data["q"]), bool(data["m"])))
+            elif data.get("e") == "markPriceUpdate":  # mark and funding rate
+                self.strategy.on_mark(mark_from_line(mark_line(data)))
 
     async def _user(self) -> None:
         from mmkit.feeds import own_fill_from_line

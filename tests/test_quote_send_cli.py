@@ -98,3 +98,12 @@ def test_post_only_reject_is_repriced_and_recovers(tmp_path):
     assert [x["code"] for x in rejects] == [-5022]
     assert [x["price"] for x in news] == ["3000.01", "3000.00"] and len(acks) == 1
     assert b"1 post-only" in result.stderr
+
+
+def test_quote_feeds_mark_price_lines_to_the_funding_signal(tmp_path):
+    mark = {"type": "markPrice", "symbol": "ETHUSDC", "ts": 1_500, "markPrice": "3000.005",
+            "indexPrice": "3000.00", "fundingRate": "0.00050000", "nextFundingTime": 9_000_000}
+    stdin = books(1_000) + orjson.dumps(mark) + b"\n" + books(2_500)
+    result = mmkit("quote", "--set", "strategy.model=fixed", stdin=stdin, cwd=tmp_path)
+    quotes = [orjson.loads(x) for x in result.stdout.splitlines() if b'"quote"' in x]
+    assert quotes[0]["reasons"]["funding"] == 0 and quotes[-1]["reasons"]["funding"] != 0

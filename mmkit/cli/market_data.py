@@ -83,14 +83,18 @@ def depth(ctx: click.Context, symbol: str | None, levels: int, every: str | None
 
 @click.command("trades")
 @click.argument("symbol", required=False)
+@click.option("--mark", is_flag=True, help="Also `markPrice` lines (mark, index, funding "
+              "rate) every second, for the strategy's funding signal.")
 @replay_options
 @click.pass_context
-def trades(ctx: click.Context, symbol: str | None, replay: tuple[str, ...], speed: float) -> None:
+def trades(ctx: click.Context, symbol: str | None, mark: bool, replay: tuple[str, ...],
+           speed: float) -> None:
     """Public trades (aggTrade) as `trade` lines; `side` is the aggressor's.
 
     \b
     Examples:
       mmkit --venue sim trades ETHUSDC
+      mmkit --venue sim trades ETHUSDC --mark
       mmkit trades --replay ../shared/data/market/binance_usdm_hftbacktest/ethusdt_20240808.gz
     """
     if replay:
@@ -98,7 +102,7 @@ def trades(ctx: click.Context, symbol: str | None, replay: tuple[str, ...], spee
         return
     if not symbol:
         raise click.UsageError("give a SYMBOL (or --replay FILE)")
-    run(_live_trades(load(ctx), symbol.upper()))
+    run(_live_trades(load(ctx), symbol.upper(), mark))
 
 
 # -- live ---------------------------------------------------------------------------------------
@@ -166,18 +170,23 @@ async def _record_trades(stream, name: str, recorder) -> None:
             recorder.message(item.recv_ms, name, item.data)
 
 
-async def _live_trades(config, symbol: str) -> None:
+async def _live_trades(config, symbol: str, mark: bool = False) -> None:
     from mmkit.binance.ws import StreamClient, StreamMessage, route_for, stream_url
-    from mmkit.feeds import trade_line
+    from mmkit.feeds import mark_line, trade_line
 
     out = LineWriter()
-    name = symbol.lower() + "@aggTrade"
-    url = stream_url(config.ws_url, [name], route_for(name) if _routed(config) else None)
+    names = [symbol.lower() + "@aggTrade"] + ([symbol.lower() + "@markPrice@1s"] if mark else [])
+    url = stream_url(config.ws_url, names, route_for(names[0]) if _routed(config) else None)
     async with rest_client(config) as client:
         spec = await _venue_spec(client, symbol)
     async for item in StreamClient(url).messages():
-        if isinstance(item, StreamMessage) and item.data.get("e") in ("aggTrade", "trade"):
+        if not isinstance(item, StreamMessage):
+            continue
+        kind = item.data.get("e")
+        if kind in ("aggTrade", "trade"):
             out.write(trade_line(spec, item.data))
+        elif kind == "markPriceUpdate":
+            out.write(mark_line(item.data))
 
 
 # -- replay -------------------------------------------------------------------------------------

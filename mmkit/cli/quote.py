@@ -26,7 +26,7 @@ from mmkit.stream import LineWriter, Sequence, read_lines
 @click.pass_context
 def quote(ctx: click.Context, only: str | None, settings: tuple[str, ...], position: str,
           strict: bool) -> None:
-    """Read market lines on stdin and write them through, each `book` followed by a `quote`
+    """Read market lines (book, trade, markPrice, position, fill) on stdin and write them through, each `book` followed by a `quote`
     line when the desired orders change (and as a heartbeat). Models and parameters:
     docs/strategy.md.
 
@@ -122,11 +122,11 @@ class QuoteStage:
                 out.write(quote_line(self.strategies[symbol][0], quote))
 
     def handle(self, line: dict):
-        from mmkit.feeds import book_top_from_line, own_fill_from_line
+        from mmkit.feeds import book_top_from_line, mark_from_line, own_fill_from_line
         from mmkit.model import MarketTrade
 
         kind = line.get("type")
-        if kind not in ("book", "trade", "position", "fill"):
+        if kind not in ("book", "trade", "position", "fill", "markPrice"):
             return None
         spec, strategy = self.strategy(line["symbol"])
         if kind == "book":
@@ -140,6 +140,8 @@ class QuoteStage:
                                  * (-1 if line["qty"].startswith("-") else 1), int(line["ts"]))
         elif kind == "fill":
             strategy.on_fill(own_fill_from_line(spec, line))
+        elif kind == "markPrice":
+            strategy.on_mark(mark_from_line(line))
         return None
 
 
