@@ -17,7 +17,9 @@ curve AS (
 SELECT
     'verdict' AS type, l.symbol, max(l.ts) AS ts,
     count(*) AS fills,
-    round(sum(l.realized_pnl) - sum(l.fee), 8) AS net_pnl,
+    round(sum(l.realized_pnl) - sum(l.fee) + coalesce((SELECT sum(amount) FROM funding g
+        WHERE g.symbol = l.symbol AND g.ts >= {since_ms} AND g.ts < {until_ms}), 0), 8)
+        AS net_pnl,
     round(10000 * sum(l.sign * (l.mid5 - l.price) * l.qty) / sum(l.notional), 3)
         AS edge_5s_bps,
     round(10000 * sum(l.fee) / sum(l.notional), 3) AS fee_bps,

@@ -47,8 +47,10 @@ def journal_dir(tmp_path):
     return root
 
 
-def pnl_report(*args: str, cwd=None):
+def pnl_report(*args: str, cwd=None, tz: str = "America/New_York"):
+    """The report in a subprocess, on a host clock that is not UTC: periods must be UTC."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MM_", "MMKIT_"))}
+    env["TZ"] = tz
     return subprocess.run([sys.executable, "-m", "mmkit", "pnl-report", *args],
                           capture_output=True, env=env, cwd=cwd, timeout=60)
 
@@ -71,6 +73,7 @@ def test_report_matches_the_hand_computation(journal_dir, tmp_path):
     assert pnl["markout_5s_bps"] == 3.0
     (verdict,) = [r for r in rows if r["type"] == "verdict"]
     assert verdict["fills"] == 2 and "not enough fills" in verdict["scalping"]
+    assert verdict["net_pnl"] == pnl["net_pnl"]  # funding included in both
 
 
 def test_by_hour_and_range(journal_dir, tmp_path):

@@ -131,16 +131,19 @@ EMPTY = {
 
 
 def create_views(con, root: Path) -> None:
-    """The views of sql/views.sql, each over its table's files, or empty when the journal
-    has none of them (a journal written before funding was journaled, a run without marks)."""
+    """The relations of sql/views.sql, loaded once into temporary tables (each over its
+    table's files), or empty when the journal has none of them (a journal written before
+    funding was journaled, a run without marks)."""
     text = "\n".join(line for line in _sql("views.sql", {"root": str(root)}).splitlines()
                      if not line.lstrip().startswith("--"))
+    con.execute("SET TimeZone = 'UTC'")  # periods are UTC days and hours, whatever the host
     for statement in filter(str.strip, text.split(";")):
         table = statement.split("CREATE OR REPLACE VIEW", 1)[-1].split()[0]
         if (root / table).is_dir():
-            con.execute(statement)
+            # read the JSON once into a table: the report uses marks seven times
+            con.execute(statement.replace("CREATE OR REPLACE VIEW", "CREATE OR REPLACE TEMP TABLE", 1))
         elif table in EMPTY:
-            con.execute(f"CREATE OR REPLACE VIEW {table} AS {EMPTY[table]}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {EMPTY[table]}")
 
 
 def _sql(name: str, params: dict[str, str]) -> str:
