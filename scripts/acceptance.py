@@ -161,10 +161,13 @@ def _resting(base: str) -> int:
     from mmkit.binance.signing import hmac_signature
     from mmkit.sim.venue import SIM_API_KEY, SIM_API_SECRET
 
+    # the ground truth is read with the faults off: an injected 503 must not be counted
+    httpx.post(f"{base}/_sim/faults", content=b"{}").raise_for_status()
     query = f"symbol=ETHUSDC&timestamp={int(time.time() * 1000)}&recvWindow=60000"
     query += "&signature=" + hmac_signature(SIM_API_SECRET, query)
     response = httpx.get(f"{base}/fapi/v1/openOrders?{query}",
                          headers={"X-MBX-APIKEY": SIM_API_KEY})
+    response.raise_for_status()
     return len(response.json())
 
 
