@@ -122,7 +122,7 @@ class DepthFeed:
     def __init__(self, spec: SymbolSpec, stream: StreamClient, fetch_snapshot: SnapshotFetcher,
                  *, levels: int = 20, every_ms: int = 0, stale_ms: int = 5000,
                  snapshot_limit: int = 1000, on_raw: Callable[[str, Any, int], None] | None = None,
-                 wall_ms: Callable[[], int] | None = None):
+                 wall_ms: Callable[[], int] | None = None, wall_stale: bool = True):
         self.spec = spec
         self.stream = stream
         self.fetch_snapshot = fetch_snapshot
@@ -131,6 +131,9 @@ class DepthFeed:
         self.lines = BookLines(spec, levels)
         self.throttle = Throttle(every_ms)
         self.stale_ms = stale_ms
+        # a stale line after stale_ms of wall-clock silence; off when time is the venue's
+        # alone (lockstep), where the book's own times still mark it stale
+        self.wall_stale = wall_stale
         self.snapshot_limit = snapshot_limit
         self.on_raw = on_raw
         self.resyncs = 0
@@ -138,22 +141,34 @@ class DepthFeed:
         self._latest_request = 0
         self._snapshot_task: asyncio.Task | None = None
         self._last_ts = 0
+        self.messages = 0  # stream messages handled (a lockstep runner waits on this)
 
     async def lines_out(self) -> AsyncIterator[Emit]:
+        """Book lines; a `stale` one each `stale_ms` of silence (with `wall_stale`). The
+        pending read survives the wait: cancelling it would end the stream."""
         messages = self.stream.messages()
+        read: asyncio.Future | None = None
         try:
             while True:
-                try:
-                    item = await asyncio.wait_for(anext(messages), self.stale_ms / 1000)
-                except TimeoutError:
+                if read is None:
+                    read = asyncio.ensure_future(anext(messages))
+                done, _ = await asyncio.wait(
+                    {read}, timeout=self.stale_ms / 1000 if self.wall_stale else None)
+                if not done:
                     yield self._book_line(self._wall_ms(), stale=True)
                     continue
+                item, read = read.result(), None
                 line = self._handle(item)
                 if line is not None:
                     yield line
+        except StopAsyncIteration:
+            return
         finally:
             if self._snapshot_task:
                 self._snapshot_task.cancel()
+            if read is not None:
+                read.cancel()
+                await asyncio.gather(read, return_exceptions=True)
             await messages.aclose()
 
     def _handle(self, item: StreamMessage | Connection) -> Emit | None:
@@ -163,6 +178,7 @@ class DepthFeed:
             else:
                 self._request_snapshot()
             return None
+        self.messages += 1
         data = item.data
         if self.on_raw:
             self.on_raw("diff", data, item.recv_ms)

@@ -197,3 +197,18 @@ async def _len_at_least(getter, n: int) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def test_silence_gives_stale_lines_and_the_feed_resumes_after_it():
+    async def body(h: Harness):
+        h.feed.stale_ms = 200  # wall-clock silence: the venue is frozen between steps
+        await h.step(times=5)
+        await h.synced_with_venue()
+        await asyncio.sleep(0.7)
+        assert [line["stale"] for line in h.lines[-2:]] == [True, True]
+        assert not h.task.done()  # a timed-out wait must not end the stream
+        await h.step(times=5)
+        h.assert_book_equals(await h.synced_with_venue())
+        assert h.lines[-1]["stale"] is False
+
+    asyncio.run(with_harness(synthetic_step_venue(seed=5), body))
