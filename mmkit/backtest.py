@@ -5,7 +5,13 @@ Pure: no clock, no sockets. Time is the market feed's; latency is modelled with 
 deliveries: the engine's events (book changes, our order updates and fills) reach the bot
 `market_latency_ms` after they happen, and an order request reaches the engine
 `order_latency_ms` after the decision (its answer comes back as late again). Like `run`, the
-bot decides on the latest book only: book views that arrive while one is pending replace it.
+bot decides on the latest book only: book views that arrive while one is pending replace it,
+and what arrives at the same moment as a book (fills, order updates, trades, marks) is known
+before the decision. Orders go out as `run` sends them: cancels, then modifies, then new ones.
+
+With zero latency this is `mmkit run --lockstep` against `mmkit exchange serve --step`: the
+venue applies one market event, the bot reacts to everything it caused, then the next event
+(tests/test_equivalence.py checks that both make the same fills).
 
 The same core code as the pipe and `run` (mmkit.strategy, mmkit.risk, mmkit.orders); the same
 engine as `mmkit exchange serve` (mmkit.sim.engine). So a backtest over a recording and a
@@ -21,8 +27,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from mmkit.model import BookTop, DepthSnapshot, OwnFill, Timed
-from mmkit.orders import Cancel, ClientIds, LocalReject, Modify, Place, manager_for
+from mmkit.feeds import mark_from_line, mark_line
+from mmkit.model import BookTop, MarketTrade, OwnFill, Timed
+from mmkit.orders import Cancel, ClientIds, LocalReject, Modify, Place, in_send_order, manager_for
 from mmkit.risk import build_guards
 from mmkit.sim.engine import (
     AccountChange,
@@ -32,7 +39,9 @@ from mmkit.sim.engine import (
     OrderRequest,
     OrderUpdate,
     Reject,
+    TradePrint,
 )
+from mmkit.sim.wire import mark_payload, money
 from mmkit.strategy import make_strategy
 
 Emit = Callable[[dict[str, Any]], None]
@@ -75,10 +84,6 @@ class Summary:
 
     def as_line(self) -> dict[str, Any]:
         hours = max(self.end_ms - self.start_ms, 1) / 3_600_000
-
-        def money(value: Decimal) -> str:
-            return format(value.quantize(Decimal("0.00000001")), "f")
-
         return {
             "type": "backtest", "symbol": self.symbol, "ts": self.end_ms,
             "startTs": self.start_ms, "hours": round(hours, 4), "events": self.events,
@@ -112,7 +117,7 @@ class Backtest:
         self.levels = levels
         self.emit = emit or (lambda line: None)
         self.summary = Summary(spec.symbol)
-        self._queue: list[tuple[int, int, Callable[[], None]]] = []
+        self._queue: list[tuple[int, int, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._book_pending = False
         self._latest_book: BookTop | None = None
@@ -122,21 +127,25 @@ class Backtest:
 
     def run(self, market: Iterable[Timed], mark_every_ms: int = 1000) -> Summary:
         first = True
-        next_mark = 0
+        next_mark = next_mark_price = 0
         for timed in market:
+            at = timed.at
             if first:
-                self.summary.start_ms, first = timed.at, False
-                next_mark = timed.at
-            self._until(timed.at)
-            self.now = timed.at
-            self._dispatch(self.engine.advance(timed.at))
+                self.summary.start_ms, first = at, False
+                next_mark = at
+                next_mark_price = at - at % 1000 + 1000
+            self._until(at)
+            self.now = at
+            self._dispatch(self.engine.advance(at))
+            # the first book comes with the first diff, as a feed synced on a snapshot does
             self._dispatch(self.engine.apply(timed.event))
-            if isinstance(timed.event, DepthSnapshot) and timed.event.symbol == self.symbol:
-                self._book_changed()  # a snapshot replaces the book without a delta
             self.summary.events += 1
-            if mark_every_ms and timed.at >= next_mark:
+            if at >= next_mark_price:  # the venue's markPrice@1s, as `run` subscribes to it
+                self._mark_price()
+                next_mark_price = at - at % 1000 + 1000
+            if mark_every_ms and at >= next_mark:
                 self._mark()
-                next_mark = timed.at - timed.at % mark_every_ms + mark_every_ms
+                next_mark = at - at % mark_every_ms + mark_every_ms
         self._until(self.now + self.latency.order_ms + self.latency.market_ms)
         self._finish()
         return self.summary
@@ -144,13 +153,14 @@ class Backtest:
     def _until(self, t: int) -> None:
         """Deliver everything due by `t`, in time order (actions may schedule more)."""
         while self._queue and self._queue[0][0] <= t:
-            at, _, action = heapq.heappop(self._queue)
+            at, _, _, action = heapq.heappop(self._queue)
             self.now = max(self.now, at)
             self._dispatch(self.engine.advance(self.now))
             action()
 
-    def _later(self, delay: int, action: Callable[[], None]) -> None:
-        heapq.heappush(self._queue, (self.now + delay, next(self._seq), action))
+    def _later(self, delay: int, action: Callable[[], None], decision: bool = False) -> None:
+        """Run `action` `delay` ms from now; at one instant, deliveries before decisions."""
+        heapq.heappush(self._queue, (self.now + delay, decision, next(self._seq), action))
 
     # -- engine events → the bot ----------------------------------------------------------------
 
@@ -158,10 +168,12 @@ class Backtest:
         for event in events:
             if isinstance(event, BookDelta) and event.symbol == self.symbol:
                 self._book_changed()
-            elif isinstance(event, AccountChange) and event.reason == "FUNDING_FEE":
-                self.emit({"type": "funding", "symbol": self.symbol, "ts": event.ts,
-                           "amount": format(event.balance_change, "f"),
-                           "asset": event.balances[0].asset if event.balances else ""})
+            elif isinstance(event, TradePrint) and event.symbol == self.symbol:
+                trade = MarketTrade(self.symbol, event.ts, event.trade_id, event.price,
+                                    event.qty, event.buyer_is_maker)
+                self._later(self.latency.market_ms, lambda t=trade: self.strategy.on_trade(t))
+            elif isinstance(event, AccountChange):
+                self._account_change(event)
             elif isinstance(event, OrderUpdate) and event.order.symbol == self.symbol:
                 line = self._order_line(event)
                 fill = event.fill
@@ -174,7 +186,25 @@ class Backtest:
                                     depth.last_update_id, False, depth.bids, depth.asks)
         if not self._book_pending:
             self._book_pending = True
-            self._later(self.latency.market_ms, self._decide)
+            self._later(self.latency.market_ms, self._decide, decision=True)
+
+    def _account_change(self, event: AccountChange) -> None:
+        if event.reason == "FUNDING_FEE":
+            self.emit({"type": "funding", "symbol": self.symbol, "ts": event.ts,
+                       "amount": format(event.balance_change, "f"),
+                       "asset": event.balances[0].asset if event.balances else ""})
+        for position in event.positions:  # the user stream's position, as `run` adopts it
+            if position.symbol == self.symbol:
+                self._later(self.latency.market_ms,
+                            lambda qty=position.amount, ts=event.ts: self._on_position(qty, ts))
+
+    def _on_position(self, qty: int, ts: int) -> None:
+        self.strategy.on_position(qty, ts)
+        self.risk.on_position(qty, ts)
+
+    def _mark_price(self) -> None:
+        mark = mark_from_line(mark_line(mark_payload(self.engine, self.spec, self.now)))
+        self._later(self.latency.market_ms, lambda: self.strategy.on_mark(mark))
 
     def _on_update(self, line: dict[str, Any], fill) -> None:
         self.manager.on_update(line, self.now)
@@ -205,25 +235,31 @@ class Backtest:
         self.summary.decisions += 1
         self._risk_lines(self.risk.on_book(book))
         quote = self.strategy.on_book(book)
-        if self.risk.mode == "halted":
-            self._send(self.manager.cancel_all("risk halt"))
-            for level in self.risk.emergency_orders(book, now):
-                self._later(self.latency.order_ms, lambda level=level: self._emergency(level))
-            return
-        if quote is None:
+        if self._halted(book, now) or quote is None:
             return
         self.summary.quotes += 1
         quote, events = self.risk.apply(quote, now)
         self._risk_lines(events)
+        if self._halted(book, now):
+            return
         actions = self.manager.diff(quote.levels, now,
                                     half_spread_ticks=quote.reasons.get("halfSpreadTicks"))
         sent = self._send(actions)
         if sent:
             self.risk.on_order_sent(now, sent)
 
+    def _halted(self, book: BookTop, now: int) -> bool:
+        """As `run`: halted by a guard, cancel all and send the emergency reduce orders."""
+        if self.risk.mode != "halted":
+            return False
+        self._send(self.manager.cancel_all("risk halt"))
+        for level in self.risk.emergency_orders(book, now):
+            self._later(self.latency.order_ms, lambda level=level: self._emergency(level))
+        return True
+
     def _send(self, actions: list) -> int:
         sent = 0
-        for action in actions:
+        for action in in_send_order(actions):
             if isinstance(action, LocalReject):
                 continue
             if isinstance(action, Place | Modify):
@@ -316,8 +352,8 @@ class Backtest:
                 "orderId": fill.order_id, "clientOrderId": fill.client_order_id,
                 "side": fill.side, "price": spec.price_str(fill.price),
                 "qty": spec.qty_str(fill.qty), "maker": fill.maker,
-                "commission": str(fill.commission), "commissionAsset": fill.commission_asset,
-                "realizedPnl": str(fill.realized_pnl), "source": "backtest"}
+                "commission": money(fill.commission), "commissionAsset": fill.commission_asset,
+                "realizedPnl": money(fill.realized_pnl), "source": "backtest"}
 
     def _finish(self) -> None:
         s = self.summary

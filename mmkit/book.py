@@ -322,6 +322,11 @@ class BookSync:
         return self._synced
 
     @property
+    def has_snapshot(self) -> bool:
+        """A snapshot was requested and its reply applied."""
+        return self._requested > 0 and not self._pending
+
+    @property
     def last_update_id(self) -> int | None:
         return self._last_id if self._synced else None
 

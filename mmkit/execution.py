@@ -45,7 +45,8 @@ class Execution:
         self.book_recv_ts: int | None = None
 
     async def execute(self, actions: list) -> None:
-        """Cancels first (they free slots and margin), then modifies, then new orders."""
+        """Cancels first (they free slots and margin), then modifies, then new orders
+        (`in_send_order`, which the backtester follows too)."""
         cancels = [a for a in actions if isinstance(a, Cancel)]
         modifies = [a for a in actions if isinstance(a, Modify)]
         places = [a for a in actions if isinstance(a, Place)]

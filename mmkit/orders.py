@@ -123,6 +123,13 @@ class LocalReject:
     msg: str
 
 
+def in_send_order(actions: list) -> list:
+    """The order `Execution` sends actions in: cancels (they free slots and margin), then
+    modifies, then new orders; local rejects last (never sent)."""
+    rank = {Cancel: 0, Modify: 1, Place: 2}
+    return sorted(actions, key=lambda action: rank.get(type(action), 3))
+
+
 Action = Place | Modify | Cancel | LocalReject
 
 

@@ -5,6 +5,12 @@ The feed keeps only the latest book; a decision loop wakes on it, so a slow venu
 never makes the bot act on an old book. Fills, order updates and positions from the user
 stream go to the order manager, the risk guards and the strategy. A countdownCancelAll
 heartbeat is the dead-man's switch: if this process dies, the venue cancels our orders.
+
+Lockstep (`run --lockstep`, against `mmkit exchange serve --step` only): the bot drives the
+venue's clock. It asks the venue to apply one market event, waits until every message that
+event caused has arrived and been handled (the venue counts what it delivered), decides,
+waits for what its own orders caused, and only then asks for the next event. Nothing then
+depends on wall time, so a run is repeatable and makes the fills the backtester makes.
 """
 
 from __future__ import annotations
@@ -24,6 +30,18 @@ log = logging.getLogger("mmkit.run")
 
 HEARTBEAT_S = 10.0
 COUNTDOWN_MS = 30_000
+KEEPALIVE_MS = 30 * 60 * 1000
+LOCKSTEP_WAIT_S = 10.0  # longest wait for the messages of one step before giving up
+
+
+class StepClock:
+    """Venue time in lockstep: what the venue's last step said."""
+
+    def __init__(self, ms: int = 0):
+        self.ms = ms
+
+    def __call__(self) -> int:
+        return self.ms
 
 
 @dataclass
@@ -55,7 +73,8 @@ class Status:
 class Runner:
     def __init__(self, *, config, spec, client, ws_url: str, routed: bool, strategy, risk,
                  manager, execution, emit: Callable[[dict[str, Any]], None],
-                 levels: int = 5, wall_ms: Callable[[], int] | None = None):
+                 levels: int = 5, wall_ms: Callable[[], int] | None = None,
+                 lockstep: StepClock | None = None):
         self.config = config
         self.spec = spec
         self.symbol = spec.symbol
@@ -78,6 +97,11 @@ class Runner:
         self.feed = None
         self.on_tick_to_order: Callable[[float], None] | None = None
         self.journal_path: str | None = None
+        self.lockstep = lockstep
+        if lockstep is not None:
+            self.wall_ms = lockstep
+        self._handled: dict[str, int] = {}  # lockstep: messages handled per stream name
+        self._user_stream = None
 
     # -- start and stop ---------------------------------------------------------------------
 
@@ -127,16 +151,23 @@ class Runner:
             self.emit(fill_from_user_trade(trade))
 
     async def run(self, duration_s: float | None = None) -> None:
+        """Until `duration_s` (venue seconds in lockstep, else wall), a failed task, or in
+        lockstep the end of the venue's market."""
         self._tasks = [asyncio.create_task(self._depth(), name="depth"),
                        asyncio.create_task(self._trades(), name="trades"),
-                       asyncio.create_task(self._user(), name="user"),
-                       asyncio.create_task(self._heartbeat(), name="heartbeat"),
-                       asyncio.create_task(self._marks(), name="marks")]
-        decide = asyncio.create_task(self._decide(), name="decide")
+                       asyncio.create_task(self._user(), name="user")]
+        if self.lockstep is None:
+            self._tasks += [asyncio.create_task(self._heartbeat(), name="heartbeat"),
+                            asyncio.create_task(self._marks(), name="marks")]
+            decide = asyncio.create_task(self._decide(), name="decide")
+        else:
+            decide = asyncio.create_task(self._step(duration_s), name="lockstep")
+            duration_s = None
         try:
             waiters = [decide, *self._tasks]
-            done, _ = await asyncio.wait(waiters, timeout=duration_s,
-                                         return_when=asyncio.FIRST_EXCEPTION)
+            # lockstep ends when the stepping does; otherwise only a failure ends it early
+            done, _ = await asyncio.wait(waiters, timeout=duration_s, return_when=(
+                asyncio.FIRST_COMPLETED if self.lockstep else asyncio.FIRST_EXCEPTION))
             for task in done:
                 if task.exception() is not None:
                     raise task.exception()
@@ -167,13 +198,15 @@ class Runner:
         from mmkit.binance.ws import StreamClient, route_for, stream_url
         from mmkit.feeds import DepthFeed, book_top_from_line
 
-        name = self.symbol.lower() + "@depth@100ms"
+        # lockstep: every book change as it happens (the simulator's @0ms), none merged
+        name = self.symbol.lower() + ("@depth@0ms" if self.lockstep else "@depth@100ms")
+        self._depth_name = name
         url = stream_url(self.ws_url, [name], route_for(name) if self.routed else None)
         # one clock for receive times and decisions (venue time on a sped-up simulator)
         stream = StreamClient(url, wall_ms=self.wall_ms)
         self._streams.append(stream)
         self.feed = DepthFeed(self.spec, stream, self.client.depth, levels=self.levels,
-                              wall_ms=self.wall_ms)
+                              wall_ms=self.wall_ms, wall_stale=self.lockstep is None)
         async for line in self.feed.lines_out():
             self._book = book_top_from_line(self.spec, line)
             self._book_perf = time.perf_counter()
@@ -205,13 +238,14 @@ class Runner:
                                                    spec.to_steps(data["q"]), bool(data["m"])))
             elif data.get("e") == "markPriceUpdate":  # mark and funding rate
                 self.strategy.on_mark(mark_from_line(mark_line(data)))
+            self._handled[item.stream] = self._handled.get(item.stream, 0) + 1
 
     async def _user(self) -> None:
         from mmkit.feeds import own_fill_from_line
         from mmkit.userstream import UserStream
 
-        stream = UserStream(self.client, self.ws_url, [self.symbol], routed=self.routed,
-                            wall_ms=self.wall_ms)
+        stream = self._user_stream = UserStream(self.client, self.ws_url, [self.symbol],
+                                                routed=self.routed, wall_ms=self.wall_ms)
         self._streams.append(stream)
         async for line in stream.lines():
             kind = line.get("type")
@@ -249,12 +283,103 @@ class Runner:
         inventory over time, drawdown)."""
         while True:
             await asyncio.sleep(every_s)
-            if self.status.mid is None:
-                continue
-            net = self.risk.realized_pnl - self.risk.fees + (self.risk.unrealized_pnl or 0)
-            self.emit({"type": "mark", "symbol": self.symbol, "ts": self.wall_ms(),
-                       "mid": self.status.mid, "position": self.status.position,
-                       "netPnl": format(Decimal(net).quantize(Decimal("0.00000001")), "f")})
+            self._mark()
+
+    def _mark(self) -> None:
+        if self.status.mid is None:
+            return
+        net = self.risk.realized_pnl - self.risk.fees + (self.risk.unrealized_pnl or 0)
+        self.emit({"type": "mark", "symbol": self.symbol, "ts": self.wall_ms(),
+                   "mid": self.status.mid, "position": self.status.position,
+                   "netPnl": format(Decimal(net).quantize(Decimal("0.00000001")), "f")})
+
+    # -- lockstep -----------------------------------------------------------------------------
+
+    async def _step(self, duration_s: float | None) -> None:
+        """Drive the venue one market event at a time (see the module's docstring); the
+        heartbeat, listen-key keepalive and marks follow venue time."""
+        published = await self._lockstep_ready()
+        start = self.lockstep.ms
+        until = start + int(duration_s * 1000) if duration_s else None
+        beat = keepalive = mark = start
+        await self.client.countdown_cancel_all(self.symbol, COUNTDOWN_MS)
+        while until is None or self.lockstep.ms < until:
+            await self._settle(published)
+            now = self.lockstep.ms
+            if now - beat >= HEARTBEAT_S * 1000:
+                beat = now
+                await self.client.countdown_cancel_all(self.symbol, COUNTDOWN_MS)
+            if now - keepalive >= KEEPALIVE_MS:
+                keepalive = now
+                await self.client.keepalive_listen_key(self._user_stream.listen_key)
+            if now - mark >= 1000:
+                mark = now - now % 1000
+                self._mark()
+            published = await self._sim("POST", "step", events=1)
+            if not published["applied"]:
+                log.info("lockstep: the venue's market is over at %d", published["time"])
+                return
+
+    async def _lockstep_ready(self) -> dict:
+        """Wait until the venue delivers our three streams and the book has its snapshot."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOCKSTEP_WAIT_S
+        while True:
+            published = await self._sim("GET", "published")
+            user = self._user_stream
+            key = user.listen_key if user is not None else None
+            if (self.feed is not None and self.feed.sync.has_snapshot and key is not None
+                    and key in published["listening"]
+                    and set(self._lockstep_names()) <= set(published["subscribed"])):
+                return published
+            if loop.time() > deadline:
+                raise NetworkError("lockstep: the venue did not deliver our streams within "
+                                   f"{LOCKSTEP_WAIT_S:g} s (is it `exchange serve --step`?)")
+            await asyncio.sleep(0.01)
+
+    def _lockstep_names(self) -> list[str]:
+        lower = self.symbol.lower()
+        return [self._depth_name, lower + "@aggTrade", lower + "@markPrice@1s"]
+
+    async def _settle(self, published: dict) -> None:
+        """Handle everything the venue delivered; decide while the book changed; repeat for
+        what our own orders caused."""
+        while True:
+            await self._caught_up(published)
+            if not self._book_ready.is_set():
+                return
+            self._book_ready.clear()
+            if self._book is not None:
+                await self.decide(self._book)
+            published = await self._sim("GET", "published")
+
+    async def _caught_up(self, published: dict) -> None:
+        self.lockstep.ms = published["time"]
+        wanted = [(name, published["streams"].get(name, 0)) for name in self._lockstep_names()]
+        key = self._user_stream.listen_key
+        wanted.append((key, published["users"].get(key, 0)))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOCKSTEP_WAIT_S
+        while True:
+            behind = [(name, count, self._handled_count(name)) for name, count in wanted
+                      if self._handled_count(name) < count]
+            if not behind:
+                return
+            if loop.time() > deadline:
+                name, count, have = behind[0]
+                raise NetworkError(f"lockstep: the venue delivered {count} messages on "
+                                   f"{name[:24]}, {have} arrived within {LOCKSTEP_WAIT_S:g} s")
+            await asyncio.sleep(0)
+
+    def _handled_count(self, name: str) -> int:
+        if name == self._depth_name:
+            return self.feed.messages
+        if self._user_stream is not None and name == self._user_stream.listen_key:
+            return self._user_stream.events
+        return self._handled.get(name, 0)
+
+    async def _sim(self, method: str, action: str, **params) -> dict:
+        return await self.client.request(method, f"/_sim/{action}", params or None, weight=0)
 
     async def _decide(self) -> None:
         while True:

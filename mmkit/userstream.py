@@ -61,11 +61,13 @@ class UserStream:
         self._wall_ms = wall_ms
         self._last_fill_ms: dict[str, int] = {}
         self._key_expired = asyncio.Event()
+        self.listen_key: str | None = None
+        self.events = 0  # user-stream messages handled (a lockstep runner waits on this)
 
     async def lines(self) -> AsyncIterator[Line]:
         first = True
         while True:
-            listen_key = await self.api.create_listen_key()
+            listen_key = self.listen_key = await self.api.create_listen_key()
             client = StreamClient(user_stream_url(self.ws_base, listen_key, self.routed),
                                   silence_timeout=None)
             keepalive = asyncio.create_task(self._keep_alive(listen_key))
@@ -94,6 +96,7 @@ class UserStream:
                         for line in await self.reconcile():
                             yield line
                     continue
+                self.events += 1
                 try:
                     for line in self._handle(item.data):
                         yield line

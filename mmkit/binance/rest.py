@@ -111,6 +111,9 @@ class RestClient:
         self.backoff_s = backoff_s
         self.limits = Limits.defaults(headroom)
         self.clock = ClockOffset()
+        # a simulator stepped by its client (`run --lockstep`): venue time is what it says,
+        # for timestamps and the rate-limit windows alike
+        self.venue_clock: Callable[[], int] | None = None
         self.banned_until = 0.0
         self.requests = 0
         self.retries = 0
@@ -141,6 +144,8 @@ class RestClient:
     # -- time ---------------------------------------------------------------------------------
 
     def venue_now_ms(self) -> int:
+        if self.venue_clock is not None:
+            return self.venue_clock()
         return int(time.time() * 1000) + self.clock.ms
 
     async def sync_time(self, samples: int = 3) -> int:

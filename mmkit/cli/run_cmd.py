@@ -27,6 +27,10 @@ from mmkit.stream import LineWriter
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Embedded simulator only: the synthetic market's seed.")
 @click.option("--live", is_flag=True, help="Required to trade real money on the live venue.")
+@click.option("--lockstep", is_flag=True,
+              help="Simulator only: drive venue time one market event at a time, reacting to "
+                   "each before the next: repeatable, as fast as the bot goes (the embedded "
+                   "simulator, or `mmkit exchange serve --step`).")
 @click.option("--position", "expected_position", metavar="QTY",
               help="Refuse to start unless the venue's position is this (within a step).")
 @click.option("--metrics", "metrics_listen", metavar="HOST:PORT",
@@ -37,8 +41,8 @@ from mmkit.stream import LineWriter
                    "line (default: status on a terminal, lines otherwise).")
 @click.pass_context
 def run_cmd(ctx: click.Context, symbol: str | None, duration: str | None, speed: float,
-            seed: int, live: bool, expected_position: str | None, metrics_listen: str | None,
-            as_lines: bool | None) -> None:
+            seed: int, live: bool, lockstep: bool, expected_position: str | None,
+            metrics_listen: str | None, as_lines: bool | None) -> None:
     """Quote, trade and manage risk for one symbol until stopped; cancel everything and print
     a summary at the end. Parameters: docs/strategy.md and docs/risk.md.
 
@@ -48,12 +52,15 @@ def run_cmd(ctx: click.Context, symbol: str | None, duration: str | None, speed:
       mmkit run --duration 10m --speed 20         # a quick look: 10 minutes at 20x
       mmkit --venue testnet run --symbol ETHUSDC  # Binance's testnet (testnet keys)
       mmkit --venue live run --live               # real money
+      mmkit run --lockstep --duration 1h          # an hour of venue time, repeatable
     """
     from mmkit.ops import logs
 
     config = load(ctx)
     if config.gateway.venue == "live" and not live:
         raise click.UsageError("refusing to trade real money on the live venue without --live")
+    if lockstep and config.gateway.venue != "sim":
+        raise click.UsageError("--lockstep drives a simulator's clock: use it with --venue sim")
     verbose = ctx.find_root().obj.verbose
     logs.setup(config.log.format, "DEBUG" if verbose > 1 else "INFO" if verbose
                else config.log.level)
@@ -68,7 +75,7 @@ def run_cmd(ctx: click.Context, symbol: str | None, duration: str | None, speed:
     symbol = (symbol or next(iter(sorted(config.symbols)), "ETHUSDC")).upper()
     listen = metrics_listen or config.metrics.listen
     run(_run(config, symbol, seconds, speed, seed, expected, as_lines,
-             None if listen == "off" else listen))
+             None if listen == "off" else listen, lockstep))
 
 
 def _embedded(config) -> bool:
@@ -78,23 +85,24 @@ def _embedded(config) -> bool:
 
 
 async def _run(config, symbol: str, seconds: float | None, speed: float, seed: int,
-               expected: Decimal | None, as_lines: bool, listen: str | None) -> None:
+               expected: Decimal | None, as_lines: bool, listen: str | None,
+               lockstep: bool) -> None:
     server = None
     if _embedded(config):
-        server = _start_simulator(symbol, speed, seed)
+        server = _start_simulator(symbol, speed, seed, lockstep)
         config = _pointed_at(config, server)
+        pace = "lockstep" if lockstep else f"speed {speed:g}x"
         print(f"mmkit run: paper trading {symbol} on an embedded simulator at "
-              f"{server.base_url} (synthetic market, seed {seed}, speed {speed:g}x)",
-              file=sys.stderr)
+              f"{server.base_url} (synthetic market, seed {seed}, {pace})", file=sys.stderr)
     try:
         await _trade(config, symbol, seconds, expected, as_lines,
-                     wall_scale=speed if server else 1.0, listen=listen)
+                     wall_scale=speed if server else 1.0, listen=listen, lockstep=lockstep)
     finally:
         if server is not None:
             server.stop()
 
 
-def _start_simulator(symbol: str, speed: float, seed: int):
+def _start_simulator(symbol: str, speed: float, seed: int, lockstep: bool = False):
     from mmkit.sim.engine import EngineConfig
     from mmkit.sim.instruments import default_specs
     from mmkit.sim.market import SyntheticMarket
@@ -105,7 +113,7 @@ def _start_simulator(symbol: str, speed: float, seed: int):
     if symbol not in specs:
         raise click.UsageError(f"the embedded simulator lists {', '.join(default_specs())}, "
                                f"not {symbol}")
-    clock = VenueClock(speed=speed)
+    clock = VenueClock(speed=speed, step_mode=lockstep)
     market = iter(SyntheticMarket(specs[symbol], seed=seed, start_ms=clock.now()))
     venue = Venue(specs, market, config=EngineConfig(seed=seed), clock=clock, seed=seed)
     return ServerThread(venue, "127.0.0.1", 0).start()
@@ -120,7 +128,8 @@ def _pointed_at(config, server):
 
 
 async def _trade(config, symbol: str, duration_s: float | None, expected: Decimal | None,
-                 as_lines: bool, wall_scale: float, listen: str | None) -> None:
+                 as_lines: bool, wall_scale: float, listen: str | None,
+                 lockstep: bool = False) -> None:
     from mmkit.cli.common import rest_client
     from mmkit.cli.market_data import _routed, _venue_spec
     from mmkit.execution import Execution, wall_ms
@@ -128,7 +137,7 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
     from mmkit.ops.metrics import RunCollector, RunMetrics
     from mmkit.orders import ClientIds, manager_for
     from mmkit.risk import build_guards
-    from mmkit.runner import Runner
+    from mmkit.runner import Runner, StepClock
     from mmkit.strategy import make_strategy
 
     out = LineWriter()
@@ -156,6 +165,10 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
         def venue_ms() -> int:
             return start_venue + int((time.time() - start_wall) * 1000 * wall_scale)
 
+        step_clock = None
+        if lockstep:  # venue time is what the venue's last step said
+            venue_ms = client.venue_clock = step_clock = StepClock(await _step_mode_time(client))
+
         manager = manager_for(spec, ClientIds.for_run("mm", wall_ms(), salt=os.getpid()),
                               symbol_config.strategy, max_age_ms=60_000)
         execution = Execution(client, manager, symbol, emit, now=venue_ms)
@@ -163,7 +176,8 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
                         routed=_routed(config), strategy=make_strategy(spec,
                                                                        symbol_config.strategy),
                         risk=build_guards(spec, symbol_config.risk, symbol_config.inventory),
-                        manager=manager, execution=execution, emit=emit, wall_ms=venue_ms)
+                        manager=manager, execution=execution, emit=emit, wall_ms=venue_ms,
+                        lockstep=step_clock)
         runner.on_tick_to_order = metrics.tick_to_order.observe
         runner.journal_path = config.journal.path
         metrics.registry.register(RunCollector(runner))
@@ -171,7 +185,8 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
         status_task = None if as_lines else asyncio.create_task(_show_status(runner))
         try:
             await runner.start(expected)
-            await runner.run(duration_s / wall_scale if duration_s else None)
+            await runner.run(duration_s / (1 if lockstep else wall_scale)
+                             if duration_s else None)
         finally:
             # a second SIGTERM may cut the clean-up short; the summary and journal still close
             with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -183,6 +198,19 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
                 http.shutdown()
             journal.write(_summary(runner, out, as_lines))
             journal.close()
+
+
+async def _step_mode_time(client) -> int:
+    """The venue's time, checking it is a simulator in step mode."""
+    from mmkit.errors import VenueError
+
+    try:
+        state = await client.request("GET", "/_sim/published")
+        await client.request("POST", "/_sim/step", {"events": 0})
+    except VenueError as exc:
+        raise click.UsageError(f"--lockstep needs `mmkit exchange serve --step` at "
+                               f"{client.base_url}: {exc}") from None
+    return int(state["time"])
 
 
 def _serve_metrics(metrics, listen: str | None):

@@ -134,9 +134,11 @@ class SimServer:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app):
-        if not self.venue.clock.step_mode:
+        if self.venue.clock.step_mode:
+            self.venue.step_events(1)  # the first event (a replay's snapshot) sets the clock
+        else:
             self._ticker = asyncio.create_task(self._tick_forever())
-        self.venue.tick()
+            self.venue.tick()
         yield
         if self._ticker:
             self._ticker.cancel()
@@ -203,8 +205,10 @@ class SimServer:
         return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
     def _tick_step_mode(self) -> None:
+        """Step mode has no ticker: a request's effects (throttled depth, timers) go out now.
+        Market events wait for the next step, so a lockstep client sees them one at a time."""
         if self.venue.clock.step_mode:
-            self.venue.tick()
+            self.venue.settle()
 
     def _check_ban(self, ip: str) -> None:
         until = self.banned_until.get(ip, 0)
@@ -889,9 +893,17 @@ class SimServer:
             if not venue.clock.step_mode:
                 return _json({"code": -1, "msg": "start the venue with --step to step time"},
                              400)
-            venue.clock.step(int(params.get("ms", "0")))
-            venue.tick()
-            return _json({"time": venue.now()})
+            if "events" in params:
+                applied = venue.step_events(int(params["events"]))
+            else:
+                applied = None
+                venue.clock.step(int(params.get("ms", "0")))
+                venue.tick()
+            return _json({"time": venue.now(), "applied": applied,
+                          "marketDone": venue.market_over,
+                          **_published(venue)})
+        if action == "published":
+            return _json({"time": venue.now(), **_published(venue)})
         if action == "faults":
             if request.method == "POST":
                 try:
@@ -1067,6 +1079,13 @@ def _max_notional(symbol: str, leverage: int) -> str:
 
 def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data, default=str), status, media_type="application/json")
+
+
+def _published(venue) -> dict:
+    """Messages delivered so far per stream name and per listen key (for lockstep clients)."""
+    return {"streams": dict(venue.published), "users": dict(venue.published_user),
+            "subscribed": sorted({n for sub in venue.subscribers for n in sub.streams}),
+            "listening": sorted({k for sub in venue.subscribers for k in sub.listen_keys})}
 
 
 def _fill_row(fill, venue: Venue) -> dict:

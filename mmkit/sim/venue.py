@@ -7,6 +7,7 @@ asyncio loop, so there are no locks.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import random
@@ -214,6 +215,10 @@ class Venue:
         self.market_done = market is None
         self.dual_side = False
         self.recent_trades: dict[str, deque[TradePrint]] = {s: deque(maxlen=1000) for s in specs}
+        # messages delivered per stream name and per listen key: a lockstep client waits
+        # until it has read as many (GET /_sim/published)
+        self.published: collections.Counter[str] = collections.Counter()
+        self.published_user: collections.Counter[str] = collections.Counter()
 
     # -- time and market -----------------------------------------------------------------
 
@@ -225,32 +230,67 @@ class Venue:
         streams, mark prices, listen-key expiry, connection lifetimes, WS drop faults."""
         now = self.now()
         self.metrics.venue_time.set(now)
-        self._pump_market(now)
+        while self._next_event() is not None and self._pending.at + self._time_shift <= now:
+            self._apply_next()
         self.dispatch(self.engine.advance(now))
+        self._housekeeping(now)
+
+    @property
+    def market_over(self) -> bool:
+        return self.market_done and self._pending is None
+
+    def step_events(self, count: int = 1) -> int:
+        """Step mode, lockstep: move the clock to each of the next `count` market events and
+        apply it alone (engine timers first, as the backtester does), so a client can react
+        to every event before the next one. Returns how many were applied (0: market over)."""
+        applied = 0
+        while applied < count and self._next_event() is not None:
+            due = self._pending.at + self._time_shift
+            if due > self.now():
+                self.clock.step(due - self.now())
+            now = self.now()
+            self.metrics.venue_time.set(now)
+            self.dispatch(self.engine.advance(now))
+            self._apply_next()
+            self._housekeeping(now)
+            applied += 1
+        return applied
+
+    def settle(self) -> None:
+        """Engine timers and streams at the current time, without market events."""
+        now = self.now()
+        self.dispatch(self.engine.advance(now))
+        self._housekeeping(now)
+
+    def _housekeeping(self, now: int) -> None:
         self._flush_depth(now)
         self._publish_marks(now)
         self._expire_listen_keys(now)
         self._close_old_connections(now)
         self._drop_connections_fault()
 
-    def _pump_market(self, now: int) -> None:
-        while not self.market_done:
-            if self._pending is None:
-                try:
-                    timed = next(self._market)
-                except StopIteration:
-                    self.market_done = True
-                    log.info("market feed finished; the book stays as it is")
-                    return
-                if self._time_shift is None:
-                    self._time_shift = now - timed.at
-                self._pending = timed
-            if self._pending.at + self._time_shift > now:
-                return
-            event = _shift(self._pending.event, self._time_shift)
-            self._pending = None
-            self.metrics.market_events.inc()
-            self.dispatch(self.engine.apply(event))
+    def _next_event(self) -> Timed | None:
+        """The next market event, read ahead; None when the feed is over. In step mode the
+        venue clock starts at the recording's first timestamp (fills carry its times)."""
+        if self._pending is None and not self.market_done:
+            try:
+                timed = next(self._market)
+            except StopIteration:
+                self.market_done = True
+                log.info("market feed finished; the book stays as it is")
+                return None
+            if self._time_shift is None:
+                if self.clock.step_mode:
+                    self.clock.start_ms += timed.at - self.now()
+                self._time_shift = self.now() - timed.at
+            self._pending = timed
+        return self._pending
+
+    def _apply_next(self) -> None:
+        event = _shift(self._pending.event, self._time_shift)
+        self._pending = None
+        self.metrics.market_events.inc()
+        self.dispatch(self.engine.apply(event))
 
     def dispatch(self, events: list[EngineEvent]) -> None:
         """Fan engine events out to the streams that carry them."""
@@ -356,17 +396,10 @@ class Venue:
                 self._publish(name, payload)
 
     def mark_payload(self, symbol: str, now: int) -> dict:
-        book = self.engine.books[symbol]
-        mark = self.engine.mark_price(symbol)
-        return wire.mark_price_update(self.specs[symbol], now, mark, book.index or mark,
-                                      book.funding_rate, self.next_funding_time(symbol, now))
+        return wire.mark_payload(self.engine, self.specs[symbol], now)
 
     def next_funding_time(self, symbol: str, now: int) -> int:
-        book = self.engine.books[symbol]
-        if book.next_funding_time:
-            return book.next_funding_time
-        interval = self.engine_config.funding_interval_ms
-        return now - now % interval + interval
+        return wire.next_funding_time(self.engine, symbol, now)
 
     def _has(self, name: str) -> bool:
         return any(name in s.streams for s in self.subscribers)
@@ -382,6 +415,7 @@ class Venue:
             if name not in sub.streams or sub.route not in (kind, "") or (
                     sub.route == "" and kind != "public"):
                 continue
+            self.published[name] += 1
             if sub.combined:
                 if combined is None:
                     combined = orjson.dumps({"stream": name, "data": payload})
@@ -419,6 +453,8 @@ class Venue:
             keys = sub.listen_keys & live
             if not keys:
                 continue
+            for key in keys:
+                self.published_user[key] += 1
             if sub.combined:
                 sub.send(orjson.dumps({"stream": next(iter(keys)), "data": payload}))
             else:
@@ -463,6 +499,7 @@ class Venue:
                                         "listenKey": lk.key})
                 for sub in self.subscribers:
                     if lk.key in sub.listen_keys:
+                        self.published_user[lk.key] += 1
                         sub.send(payload)
 
     # -- connections -----------------------------------------------------------------------

@@ -194,6 +194,24 @@ def book_ticker(spec: SymbolSpec, update_id: int, ts: int, bid: tuple[int, int] 
     }
 
 
+def mark_payload(engine: Engine, spec: SymbolSpec, now: int) -> Json:
+    """The markPriceUpdate the venue publishes for `spec` now (the backtester feeds the same
+    to the strategy)."""
+    book = engine.books[spec.symbol]
+    mark = engine.mark_price(spec.symbol)
+    return mark_price_update(spec, now, mark, book.index or mark, book.funding_rate,
+                             next_funding_time(engine, spec.symbol, now))
+
+
+def next_funding_time(engine: Engine, symbol: str, now: int) -> int:
+    """The feed's next funding time, else the next multiple of the funding interval."""
+    book = engine.books[symbol]
+    if book.next_funding_time:
+        return book.next_funding_time
+    interval = engine.config.funding_interval_ms
+    return now - now % interval + interval
+
+
 def mark_price_update(spec: SymbolSpec, ts: int, mark: Decimal, index: Decimal,
                       rate: Decimal, next_funding: int) -> Json:
     mark_s = price_of(spec, mark)
