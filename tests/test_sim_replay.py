@@ -182,3 +182,31 @@ def test_served_replay_in_step_mode_agrees_with_the_engine_and_the_recording(sha
             assert recorded[message["u"]] == top, message
             with_recording += 1
     assert with_recording == 551  # every one of the README's exact comparisons, over the wire
+
+
+def test_public_trade_ids_keep_rising_after_a_fill_of_ours():
+    """A replay's trade ids are the recording's; our taker fill is numbered apart by the
+    engine. The venue's streams merge both into one rising sequence, as Binance's are (a
+    client that drops non-increasing ids as rotation overlap must lose nothing)."""
+    from mmkit.model import MarketTrade, Timed
+    from mmkit.sim.engine import OrderRequest
+    from mmkit.sim.venue import Subscriber, Venue, VenueClock
+
+    specs = default_specs(["ETHUSDC"])
+    market = iter([
+        Timed(1000, DepthSnapshot("ETHUSDC", 1000, 10, [(300000, 5000)], [(300001, 5000)])),
+        Timed(1001, MarketTrade("ETHUSDC", 1001, 700, 300001, 10, False)),
+        Timed(1003, MarketTrade("ETHUSDC", 1003, 701, 300000, 10, True)),
+    ])
+    venue = Venue(specs, market, clock=VenueClock(step_mode=True))
+    sent: list[bytes] = []
+    venue.subscribers.append(Subscriber(sent.append, "market", False,
+                                        {"ethusdc@aggTrade", "ethusdc@trade"}))
+    venue.step_events(2)
+    _, events = venue.engine.place(venue.now(), OrderRequest("ETHUSDC", "BUY", "MARKET", 5))
+    venue.dispatch(events)  # our taker fill prints a trade with the engine's own id
+    venue.step_events(1)
+    for kind, key in (("aggTrade", "a"), ("trade", "t")):
+        ids = [d[key] for d in map(orjson.loads, sent) if d["e"] == kind]
+        assert len(ids) == 3 and ids == sorted(set(ids)), ids
+    assert venue.market_over

@@ -215,6 +215,7 @@ class Venue:
         self.market_done = market is None
         self.dual_side = False
         self.recent_trades: dict[str, deque[TradePrint]] = {s: deque(maxlen=1000) for s in specs}
+        self._last_trade_id: dict[str, int] = {}
         # messages delivered per stream name and per listen key: a lockstep client waits
         # until it has read as many (GET /_sim/published)
         self.published: collections.Counter[str] = collections.Counter()
@@ -237,7 +238,8 @@ class Venue:
 
     @property
     def market_over(self) -> bool:
-        return self.market_done and self._pending is None
+        """No market event is left (reads one ahead)."""
+        return self._next_event() is None
 
     def step_events(self, count: int = 1) -> int:
         """Step mode, lockstep: move the clock to each of the next `count` market events and
@@ -373,6 +375,12 @@ class Venue:
             snap.bids[0] if snap.bids else None, snap.asks[0] if snap.asks else None))
 
     def _on_trade(self, trade: TradePrint) -> None:
+        # public trade ids only grow, as Binance's do: a replay's ids and our own fills' (which
+        # the engine numbers apart) are merged into one rising sequence per symbol
+        public_id = max(self._last_trade_id.get(trade.symbol, 0) + 1, trade.trade_id)
+        self._last_trade_id[trade.symbol] = public_id
+        if public_id != trade.trade_id:
+            trade = dataclasses.replace(trade, trade_id=public_id)
         self.recent_trades[trade.symbol].append(trade)
         lower = trade.symbol.lower()
         spec = self.specs[trade.symbol]
