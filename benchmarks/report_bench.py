@@ -38,10 +38,12 @@ Generation time and the journal's size are printed, apart.
 
 2. DuckDB: `mmkit.cli.pnl_report.report(root, 0, 2**62, "ETHUSDC", "day")`, timed as one
 call: a fresh in-memory connection, the views of sql/views.sql, sql/pnl_report.sql (one row per
-UTC day: fills, maker share, volume, realized, fees, funding, net, spread capture at the mark
-at or before the fill, markouts at the mark at or before fill + 1/5/30/60 s, in bps) and
-sql/verdict.sql (edge at 5 s, fees, max drawdown of the marks' netPnl, the verdict). The files
-were just written, so both sides read them from the page cache.
+UTC day with fills, funding or marks: fills, maker share, volume, realized, fees, funding, net,
+spread capture at the mark at or before the fill, markouts at the mark at or before fill +
+1/5/30/60 s, in bps; the position from the fills and the last mid at the day's end, the change
+in unrealized PnL and the equity change) and sql/verdict.sql (edge at 5 s, fees, max drawdown
+of the equity at the marks, the verdict). The files were just written, so both sides read them
+from the page cache.
 Breakdown (`--skip-breakdown` to skip; not part of the comparison): the same three steps timed
 one by one with the module's own helpers (`create_views`, `_sql`, `_rows`), then the same two
 queries over tables loaded once from the views (`CREATE TABLE m.fills AS FROM fills`, same for
@@ -53,10 +55,16 @@ last newline (a torn last line is skipped, as DuckDB's `ignore_errors` does), pa
 `orjson.loads` as one array and turned into a DataFrame of the needed columns; decimal strings
 are parsed with `pd.to_numeric` and snapped to exact integers (prices and mids in 0.001, qty
 in 0.001, money in 1e-8; the run fails if a value has more decimals), so sums are exact like
-DuckDB's DECIMAL(38, 12). Fills are filtered (ts range, symbol), sorted by ts and deduplicated
-on (symbol, tradeId) keeping the first; the mark at or before the fill and at or before
-fill + h are `pd.merge_asof` (backward, exact matches allowed: `f.ts + h >= m.ts`); per UTC
-day sums with `groupby`; funding deduplicated on (symbol, ts, run); the drawdown with
+DuckDB's DECIMAL(38, 12). Fills are filtered (symbol), sorted by ts and deduplicated on
+(symbol, tradeId) keeping the first, then cut to the ts range; the mark at or before the fill
+and at or before fill + h are `pd.merge_asof` (backward, exact matches allowed:
+`f.ts + h >= m.ts`); per UTC day sums with `groupby`; funding deduplicated on (symbol, ts,
+run). The days are those with fills, funding or marks; mark to market as in the SQL's header:
+the position at each day's edges = the first mark's position less the fills at or before it,
+plus the fills before the edge (a running sum over the days), the mid the last mark before the
+edge (`np.searchsorted`), unrealized change = Δ(position × mid) − Σ side × notional −
+realized, in exact integers. The drawdown: equity at each mark = position × mid − cumulative
+(side × notional + fee) + cumulative funding (`np.searchsorted` into `np.cumsum`), then
 `cummax`. Then every field of every row is compared with DuckDB's: decimal fields exactly,
 counts and strings exactly, the bps and maker share (doubles rounded by the SQL) to the
 printed precision (a difference of one unit in the last place is accepted only when the exact
@@ -347,25 +355,31 @@ def pandas_report(root: Path, since_ms: int, until_ms: int, symbol: str) -> list
 
     f = read_table(root, "fills", ["symbol", "tradeId", "side", "ts", "price", "qty", "maker",
                                    "commission", "realizedPnl"])
-    m = read_table(root, "marks", ["symbol", "ts", "mid", "netPnl"])
+    m = read_table(root, "marks", ["symbol", "ts", "mid", "position"])
     fund_path = root / "funding"
     fu = (read_table(root, "funding", ["symbol", "ts", "amount", "run"])
           if fund_path.is_dir() else None)
 
-    f = f[(f["ts"] >= since_ms) & (f["ts"] < until_ms) & (f["symbol"] == symbol)]
-    f = f.sort_values("ts", kind="stable").drop_duplicates(["symbol", "tradeId"])
-    f = f.reset_index(drop=True)
+    # every fill of the symbol once (positions need the fills before --since too), in ts order
+    f = f[f["symbol"] == symbol].sort_values("ts", kind="stable")
+    f = f.drop_duplicates(["symbol", "tradeId"]).reset_index(drop=True)
+    ts_all = f["ts"].to_numpy(np.int64)
+    price_all = snap(f["price"], 1000, "price")
+    qty_all = snap(f["qty"], 1000, "qty")
+    sign_all = np.where(f["side"].to_numpy() == "BUY", 1, -1)
+    fee_all = snap(f["commission"], 10**8, "commission")
+    dq_all = sign_all * qty_all  # 1e-3
+    sel = (ts_all >= since_ms) & (ts_all < until_ms)
+    ts, price, qty, sign, fee = ts_all[sel], price_all[sel], qty_all[sel], sign_all[sel], \
+        fee_all[sel]
+    maker = f["maker"].to_numpy(dtype=bool)[sel]
+    real = snap(f["realizedPnl"][sel], 10**8, "realizedPnl")
+    notional = price * qty  # 1e-6
     m = m[(m["symbol"] == symbol) & m["mid"].notna()].sort_values("ts", kind="stable")
     m = m.reset_index(drop=True)
-    ts = f["ts"].to_numpy(np.int64)
-    price = snap(f["price"], 1000, "price")
-    qty = snap(f["qty"], 1000, "qty")
-    sign = np.where(f["side"].to_numpy() == "BUY", 1, -1)
-    maker = f["maker"].to_numpy(dtype=bool)
-    fee = snap(f["commission"], 10**8, "commission")
-    real = snap(f["realizedPnl"], 10**8, "realizedPnl")
-    notional = price * qty  # 1e-6
-    marks = pd.DataFrame({"mts": m["ts"].to_numpy(np.int64), "mid": snap(m["mid"], 1000, "mid")})
+    mts = m["ts"].to_numpy(np.int64)
+    mids = snap(m["mid"], 1000, "mid")
+    marks = pd.DataFrame({"mts": mts, "mid": mids})
 
     def out_at(h_ms: int) -> np.ndarray:
         """sign × (mid at or before ts + h − price) × qty in 1e-6; 0 (and not counted, as SQL's
@@ -378,48 +392,91 @@ def pandas_report(root: Path, since_ms: int, until_ms: int, symbol: str) -> list
 
     day = ts // DAY_MS
     per = pd.DataFrame({"day": day, "n": 1, "maker": maker.astype(np.int64), "vol": notional,
-                        "real": real, "fee": fee, "cap": out_at(0)})
+                        "real": real, "fee": fee, "cap": out_at(0), "dq": sign * qty,
+                        "cash": sign * notional})
     for h in HORIZONS:
         per[f"o{h}"] = out_at(h * 1000)
     sums = per.groupby("day").sum()
 
     funding: dict[int, int] = {}
+    fund_ts, fund_amt = np.zeros(0, np.int64), np.zeros(0, np.int64)
     if fu is not None and len(fu):
         fu = fu.drop_duplicates(["symbol", "ts", "run"])
-        fu = fu[(fu["ts"] >= since_ms) & (fu["ts"] < until_ms) & (fu["symbol"] == symbol)]
-        amounts = pd.Series(snap(fu["amount"], 10**8, "amount"),
-                            index=fu["ts"].to_numpy(np.int64) // DAY_MS)
+        fu = fu[(fu["ts"] < until_ms) & (fu["symbol"] == symbol)].sort_values("ts")
+        fund_ts = fu["ts"].to_numpy(np.int64)
+        fund_amt = snap(fu["amount"], 10**8, "amount")
+        ranged = fund_ts >= since_ms
+        amounts = pd.Series(fund_amt[ranged], index=fund_ts[ranged] // DAY_MS)
         funding = amounts.groupby(level=0).sum().to_dict()
 
     def bps(num: int, den: int) -> Rounded:
         return Rounded(10_000 * int(num) / int(den), 3)  # int / int: correctly rounded
 
+    # mark to market (sql/pnl_report.sql): positions from the fills, anchored to the first
+    # mark's position; mids from the last mark before each edge
+    anchor = int(snap(m["position"][:1], 1000, "position")[0]) - \
+        int(dq_all[ts_all <= mts[0]].sum()) if len(mts) else 0
+    position = anchor + int(dq_all[ts_all < since_ms].sum())
+    in_range = (mts >= since_ms) & (mts < until_ms)
+    periods = sorted(set(sums.index) | set(funding) | set((mts[in_range] // DAY_MS).tolist()))
+
+    def mid_before(t: int) -> int | None:
+        k = int(np.searchsorted(mts, t, side="left"))
+        return int(mids[k - 1]) if k else None
+
+    def value(q: int, mid: int | None) -> int | None:  # 1e-6
+        return 0 if q == 0 else None if mid is None else q * mid
+
+    nothing = pd.Series(0, index=sums.columns)  # a period without fills
     rows = []
-    for d, s in sums.iterrows():
-        vol = int(s["vol"])
+    for d in periods:
+        start, end = max(d * DAY_MS, since_ms), min((d + 1) * DAY_MS, until_ms)
+        s = sums.loc[d] if d in sums.index else nothing
+
+        def get(key: str, s=s) -> int:
+            return int(s[key])
+
+        start_pos, position = position, position + get("dq")
+        mid_start, mid_end = mid_before(start), mid_before(end)
+        if mid_start is None:  # no mark before: the period's first mark
+            k = int(np.searchsorted(mts, start, side="left"))
+            mid_start = int(mids[k]) if k < len(mts) and mts[k] < end else None
+        v0, v1 = value(start_pos, mid_start), value(position, mid_end)
         fund = int(funding.get(d, 0))
+        net = get("real") - get("fee") + fund  # 1e-8
+        du = None if v0 is None or v1 is None else (v1 - v0 - get("cash")) * 100 - get("real")
+        vol, n = get("vol"), get("n")
         rows.append({
             "type": "pnl", "symbol": symbol, "ts": int(d) * DAY_MS,
             "period": time.strftime("%Y-%m-%d %H:%M", time.gmtime(int(d) * 86_400)),
-            "fills": int(s["n"]), "maker_share": Rounded(int(s["maker"]) / int(s["n"]), 4),
-            "volume": money(vol, 6, 2), "realized_pnl": money(s["real"], 8, 8),
-            "fees": money(s["fee"], 8, 8), "funding": money(fund, 8, 8),
-            "net_pnl": money(int(s["real"]) - int(s["fee"]) + fund, 8, 8),
-            "spread_capture": money(s["cap"], 6, 8),
-            "spread_capture_bps": bps(s["cap"], vol),
-            **{f"markout_{h}s_bps": bps(s[f"o{h}"], vol) for h in HORIZONS},
-            "fee_bps": bps(s["fee"], 100 * vol),
+            "fills": n, "maker_share": Rounded(get("maker") / n, 4) if n else None,
+            "volume": money(vol, 6, 2), "realized_pnl": money(get("real"), 8, 8),
+            "fees": money(get("fee"), 8, 8), "funding": money(fund, 8, 8),
+            "net_pnl": money(net, 8, 8),
+            "spread_capture": money(get("cap"), 6, 8),
+            "spread_capture_bps": bps(get("cap"), vol) if n else None,
+            **{f"markout_{h}s_bps": bps(get(f"o{h}"), vol) if n else None for h in HORIZONS},
+            "fee_bps": bps(get("fee"), 100 * vol) if n else None,
+            "position_end": Decimal(position).scaleb(-3),
+            "mid_end": None if mid_end is None else Decimal(mid_end).scaleb(-3),
+            "unrealized_change": None if du is None else money(du, 8, 8),
+            "equity_change": None if du is None else money(net + du, 8, 8),
         })
-    # the verdict
+    # the verdict; the drawdown of equity = position × mid − Σ (side × notional + fee) +
+    # Σ funding at each mark in range (fills and funding at or before the mark)
     vol, fees, out5 = int(notional.sum()), int(fee.sum()), int(per["o5"].sum())
-    mts = m["ts"].to_numpy(np.int64)
-    in_range = (mts >= since_ms) & (mts < until_ms)
-    net = pd.Series(snap(m["netPnl"][in_range], 10**8, "netPnl"))
-    drawdown = int((net.cummax() - net).max()) if len(net) else None
+    at = np.searchsorted(ts_all, mts[in_range], side="right")
+    held = anchor + np.concatenate([[0], np.cumsum(dq_all)])[at]
+    paid = np.concatenate([[0], np.cumsum(sign_all * price_all * qty_all * 100 + fee_all)])[at]
+    got = np.concatenate([[0], np.cumsum(fund_amt)])[
+        np.searchsorted(fund_ts, mts[in_range], side="right")]
+    equity = pd.Series(held * mids[in_range] * 100 - paid + got)  # 1e-8
+    drawdown = int((equity.cummax() - equity).max()) if len(equity) else None
     edge_after = out5 * 100 - fees  # 1e-8
     rows.append({
         "type": "verdict", "symbol": symbol, "ts": int(ts.max()), "fills": len(ts),
-        "net_pnl": money(int(real.sum()) - fees, 8, 8), "edge_5s_bps": bps(out5, vol),
+        "net_pnl": money(int(real.sum()) - fees + sum(int(v) for v in funding.values()), 8, 8),
+        "edge_5s_bps": bps(out5, vol),
         "fee_bps": bps(fees, 100 * vol), "edge_after_fees_bps": bps(edge_after, 100 * vol),
         "max_drawdown": None if drawdown is None else money(drawdown, 8, 8),
         "scalping": ("not enough fills to tell (fewer than 30)" if len(ts) < 30 else

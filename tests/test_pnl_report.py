@@ -1,5 +1,7 @@
 """The journal and `mmkit pnl-report` against hand-computed numbers: fees, realized PnL, spread
-capture and markouts; a fill journaled twice counts once; bad journals are clear errors."""
+capture, markouts, funding, mark-to-market (unrealized and equity change) and drawdown; periods
+with only funding or only marks; a fill journaled twice counts once; bad journals are clear
+errors."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 from mmkit.journal import Journal
 from mmkit.lines import check_line
 
-T0 = 1_795_500_000_000  # 2026-11-24 06:40 UTC
+T0 = 1_795_500_000_000  # 2026-11-24 06:00 UTC
 
 
 def fill(trade_id: int, side: str, price: str, qty: str, fee: str, realized: str, ts: int):
@@ -32,9 +34,10 @@ def mark(ts: int, mid: str, position: str = "0", net: str = "0"):
 def journal_dir(tmp_path):
     root = tmp_path / "journal"
     first = Journal(root, "run-a")
-    for ts, mid in [(T0 - 1000, "3000.50"), (T0 + 1000, "3000.80"), (T0 + 5000, "3001.00"),
-                    (T0 + 9000, "3000.20"), (T0 + 14000, "3000.00")]:
-        first.write(mark(ts, mid))
+    for ts, mid, position in [(T0 - 1000, "3000.50", "0"), (T0 + 1000, "3000.80", "0.010"),
+                              (T0 + 5000, "3001.00", "0.010"), (T0 + 9000, "3000.20", "0"),
+                              (T0 + 14000, "3000.00", "0")]:
+        first.write(mark(ts, mid, position))
     # bought 0.010 at 3000.00 (mid 3000.50), sold it at 3001.00 (mid 3001.00): both makers
     first.write(fill(1, "BUY", "3000.00", "0.010", "0.00600000", "0", T0))
     first.write(fill(2, "SELL", "3001.00", "0.010", "0.00600200", "0.01000000", T0 + 8000))
@@ -74,14 +77,134 @@ def test_report_matches_the_hand_computation(journal_dir, tmp_path):
     (verdict,) = [r for r in rows if r["type"] == "verdict"]
     assert verdict["fills"] == 2 and "not enough fills" in verdict["scalping"]
     assert verdict["net_pnl"] == pnl["net_pnl"]  # funding included in both
+    # flat at both ends of the day: nothing unrealized, the equity change is the net PnL
+    assert pnl["position_end"] == "0" and pnl["mid_end"] == "3000"
+    assert pnl["unrealized_change"] == "0" and pnl["equity_change"] == "-0.003002"
+    # equity at the marks: 0; 0.010 × 3000.80 − (30.00 + 0.006) = 0.002; after 0.001 funding
+    # 0.010 × 3001.00 − 30.007 = 0.003 (the peak); flat after the sell: −0.003002
+    assert verdict["max_drawdown"] == "0.006002"
 
 
 def test_by_hour_and_range(journal_dir, tmp_path):
     rows = [orjson.loads(x) for x in pnl_report("--journal", str(journal_dir), "--by", "hour",
                                                  cwd=tmp_path).stdout.splitlines()]
-    assert [r["period"] for r in rows if r["type"] == "pnl"] == ["2026-11-24 06:00"]
+    # the first mark (05:59:59) makes a period of its own: no fills, flat, nothing changed
+    early, pnl = [r for r in rows if r["type"] == "pnl"]
+    assert (early["period"], pnl["period"]) == ("2026-11-24 05:00", "2026-11-24 06:00")
+    assert early["fills"] == 0 and early["net_pnl"] == "0" and early["equity_change"] == "0"
+    assert early["maker_share"] is None and early["fee_bps"] is None
+    assert pnl["fills"] == 2 and pnl["equity_change"] == "-0.003002"
     empty = pnl_report("--journal", str(journal_dir), "--since", "2026-11-25", cwd=tmp_path)
-    assert empty.returncode == 2 and b"no fills" in empty.stderr
+    assert empty.returncode == 2 and b"no fills, funding or marks" in empty.stderr
+
+
+def test_a_period_with_only_funding(journal_dir, tmp_path):
+    """Funding two days later, with no fills and no marks that day: its own row, in the net
+    PnL of that day and of the verdict."""
+    later = Journal(journal_dir, "run-c")
+    later.write({"type": "funding", "symbol": "ETHUSDC", "ts": T0 + 2 * 86_400_000,
+                 "amount": "-0.0025", "asset": "USDC"})
+    later.close()
+    result = pnl_report("--journal", str(journal_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert all(check_line(row) == [] for row in rows)
+    first, funded = [r for r in rows if r["type"] == "pnl"]
+    assert first["period"] == "2026-11-24 00:00" and first["net_pnl"] == "-0.003002"
+    assert funded["period"] == "2026-11-26 00:00"  # the 25th has nothing: no row
+    assert funded["fills"] == 0 and funded["volume"] == "0" and funded["realized_pnl"] == "0"
+    assert funded["fees"] == "0" and funded["spread_capture"] == "0"
+    assert funded["funding"] == "-0.0025" and funded["net_pnl"] == "-0.0025"
+    assert funded["maker_share"] is None
+    assert all(funded[k] is None for k in funded if k.endswith("_bps"))
+    # flat: valued at the last known mid (the 24th's last mark), nothing unrealized
+    assert funded["position_end"] == "0" and funded["mid_end"] == "3000"
+    assert funded["unrealized_change"] == "0" and funded["equity_change"] == "-0.0025"
+    (verdict,) = [r for r in rows if r["type"] == "verdict"]
+    assert verdict["net_pnl"] == "-0.005502"  # −0.003002 − 0.0025: the sum of the rows
+
+
+@pytest.fixture
+def holding_dir(tmp_path):
+    """Long 0.010 from 06:00 to 08:00: bought at 2999.90, held through an hour with only marks,
+    funding paid at 08:00, sold at 3003.10."""
+    root = tmp_path / "holding"
+    j = Journal(root, "run-h")
+    hour = 3_600_000
+    for ts, mid, position in [
+        (T0 + 1000, "3000.00", "0"),
+        # written before the fill's stream event arrived (as in `run`): its position lags.
+        # Positions come from the fills, so this does not matter.
+        (T0 + 3000, "3000.40", "0"),
+        (T0 + hour - 1000, "3001.00", "0.010"),  # 06:59:59, the 06:00 period's last mark
+        (T0 + hour + 500, "3002.00", "0.010"),  # 07:00: marks only
+        (T0 + 2 * hour - 1000, "3004.50", "0.010"),
+        (T0 + 2 * hour + 50_000, "3002.00", "0.010"),  # 08:00: funding, then the sell
+        (T0 + 2 * hour + 200_000, "3003.00", "0"),
+    ]:
+        j.write(mark(ts, mid, position))
+    j.write(fill(1, "BUY", "2999.90", "0.010", "0.00599980", "0", T0 + 2000))
+    j.write({"type": "funding", "symbol": "ETHUSDC", "ts": T0 + 2 * hour, "amount": "-0.003",
+             "asset": "USDC"})
+    j.write(fill(2, "SELL", "3003.10", "0.010", "0.00600620", "0.03200000",
+                 T0 + 2 * hour + 100_000))
+    j.close()
+    return root
+
+
+def test_unrealized_and_equity_change_by_hour(holding_dir, tmp_path):
+    result = pnl_report("--journal", str(holding_dir), "--by", "hour", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert all(check_line(row) == [] for row in rows)
+    six, seven, eight = [r for r in rows if r["type"] == "pnl"]
+    assert [six["period"], seven["period"], eight["period"]] == [
+        "2026-11-24 06:00", "2026-11-24 07:00", "2026-11-24 08:00"]
+    # 06:00: flat at the start; long 0.010 at the end, valued at the 06:59:59 mid 3001.00:
+    # 0.010 × 3001.00 − 0.010 × 2999.90 = 0.011 unrealized; net = −0.0059998 (the fee)
+    assert six["position_end"] == "0.01" and six["mid_end"] == "3001"
+    assert six["unrealized_change"] == "0.011" and six["net_pnl"] == "-0.0059998"
+    assert six["equity_change"] == "0.0050002"
+    # 07:00, marks only: the same 0.010 from 3001.00 to 3004.50 = 0.035, all unrealized
+    assert seven["fills"] == 0 and seven["net_pnl"] == "0" and seven["funding"] == "0"
+    assert seven["maker_share"] is None and seven["markout_5s_bps"] is None
+    assert seven["position_end"] == "0.01" and seven["mid_end"] == "3004.5"
+    assert seven["unrealized_change"] == "0.035" and seven["equity_change"] == "0.035"
+    # 08:00: sold at 3003.10, realized 0.010 × (3003.10 − 2999.90) = 0.032; the unrealized
+    # 0.010 × (3004.50 − 2999.90) = 0.046 at 08:00 is gone; net = 0.032 − 0.0060062 − 0.003
+    assert eight["position_end"] == "0" and eight["mid_end"] == "3003"
+    assert eight["realized_pnl"] == "0.032" and eight["funding"] == "-0.003"
+    assert eight["net_pnl"] == "0.0229938" and eight["unrealized_change"] == "-0.046"
+    assert eight["equity_change"] == "-0.0230062"
+    # the rows add up: 0.0050002 + 0.035 − 0.0230062 = 0.032 − 0.012006 − 0.003 = 0.016994
+    (verdict,) = [r for r in rows if r["type"] == "verdict"]
+    assert verdict["net_pnl"] == "0.016994"
+    # equity = position × mid − Σ (side × price × qty + fee) + funding, at each mark:
+    # peak 0.010 × 3004.50 − 30.0049998 = 0.0400002 at 07:59:59; after the funding, at 08:00:50
+    # 0.010 × 3002.00 − 30.0079998 = 0.0120002: a fall of 0.028
+    assert verdict["max_drawdown"] == "0.028"
+
+
+def test_equity_by_day_and_since(holding_dir, tmp_path):
+    rows = [orjson.loads(x) for x in pnl_report("--journal", str(holding_dir),
+                                                 cwd=tmp_path).stdout.splitlines()]
+    (day,) = [r for r in rows if r["type"] == "pnl"]
+    # flat to flat within the day: nothing unrealized, equity change = net PnL
+    assert day["net_pnl"] == "0.016994" and day["unrealized_change"] == "0"
+    assert day["equity_change"] == "0.016994" and day["position_end"] == "0"
+    # from 07:00 the report opens long 0.010 (the fill before --since), valued at 3001.00
+    result = pnl_report("--journal", str(holding_dir), "--by", "hour", "--since",
+                        "2026-11-24T07:00", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    seven, eight = [orjson.loads(x) for x in result.stdout.splitlines()
+                    if b'"pnl"' in x]
+    assert seven["period"] == "2026-11-24 07:00" and seven["unrealized_change"] == "0.035"
+    assert eight["unrealized_change"] == "-0.046"
+    # by day from 07:00: one row, opened long at 3001.00: 0.035 − 0.046 + 0.0229938
+    (day,) = [orjson.loads(x) for x in pnl_report(
+        "--journal", str(holding_dir), "--since", "2026-11-24T07:00",
+        cwd=tmp_path).stdout.splitlines() if b'"pnl"' in x]
+    assert day["unrealized_change"] == "-0.011" and day["equity_change"] == "0.0119938"
 
 
 def test_newer_schema_and_missing_journal_are_refused(journal_dir, tmp_path):

@@ -32,8 +32,9 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 def pnl_report(ctx: click.Context, journal_path: str | None, since: str | None,
                until: str | None, symbol: str | None, bucket: str, table: bool,
                as_csv: bool, plot_path: str | None) -> None:
-    """Did it make money after fees, and why: PnL, fees, volume, maker share, spread capture
-    and markouts per period, then the verdict on scalping (docs/analysis.md).
+    """Did it make money after fees, and why: PnL, fees, funding, volume, maker share, spread
+    capture, markouts and the mark-to-market equity change per period (every period with
+    fills, funding or marks), then the verdict on scalping (docs/analysis.md).
 
     \b
     Examples:
@@ -67,7 +68,8 @@ def report(root: Path, since_ms: int, until_ms: int, symbol: str, bucket: str) -
         create_views(con, root)
         rows = _rows(con, _sql("pnl_report.sql", params))
         if not rows:
-            raise InputError(f"no fills in {root} for that range and symbol", field="--since")
+            raise InputError(f"no fills, funding or marks in {root} for that range and symbol",
+                             field="--since")
         return rows + _rows(con, _sql("verdict.sql", params))
     except duckdb.Error as exc:  # a journal DuckDB cannot read: one line, not a traceback
         raise MmkitError(f"reading the journal at {root} failed: "
@@ -93,7 +95,7 @@ def plot(root: Path, rows: list[dict], since_ms: int, until_ms: int, symbol: str
         "SELECT time, CAST(net_pnl AS DOUBLE), CAST(position AS DOUBLE) FROM marks "
         "WHERE ts >= ? AND ts < ? AND symbol LIKE ? ORDER BY ts",
         [since_ms, until_ms, symbol]).fetchall() if (root / "marks").is_dir() else []
-    verdicts = [r for r in rows if r["type"] == "pnl"]
+    verdicts = [r for r in rows if r["type"] == "pnl" and r["fills"]]  # markouts need fills
     fig, (equity, inventory, markouts) = plt.subplots(3, 1, figsize=(10, 9))
     if marks:
         times = [m[0] for m in marks]
