@@ -2,9 +2,11 @@
 engine in virtual time, over a recorded or synthetic market.
 
 Pure: no clock, no sockets. Time is the market feed's; latency is modelled with a queue of
-deliveries: the engine's events (book changes, our order updates and fills) reach the bot
-`market_latency_ms` after they happen, and an order request reaches the engine
-`order_latency_ms` after the decision (its answer comes back as late again). Like `run`, the
+deliveries: the engine's events (book changes, trades, our order updates and fills) reach the
+bot a market latency after they happen, in order, and an order request reaches the engine an
+order latency after the decision (its answer comes back as late again). Latencies are
+constant (`Latency`) or drawn from what a `run` measured (`ReplayedLatency`, from its
+journal). Like `run`, the
 bot decides on the latest book only: book views that arrive while one is pending replace it,
 and what arrives at the same moment as a book (fills, order updates, trades, marks) is known
 before the decision. Orders go out as `run` sends them: cancels, then modifies, then new ones.
@@ -22,10 +24,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from mmkit.feeds import mark_from_line, mark_line
 from mmkit.model import BookTop, MarketTrade, OwnFill, Timed
@@ -49,10 +55,65 @@ Emit = Callable[[dict[str, Any]], None]
 
 @dataclass(frozen=True)
 class Latency:
-    """Constant latencies in ms (a replayed latency model can be swapped in later)."""
+    """Constant one-way latencies in ms."""
 
     order_ms: int = 5
     market_ms: int = 5
+
+    def order(self) -> int:
+        return self.order_ms
+
+    def market(self) -> int:
+        return self.market_ms
+
+
+class ReplayedLatency(Latency):
+    """One-way latencies drawn, with a seed, from what a `run` or `send` measured: order entry
+    is half of each acknowledged request's round trip (`order_ack.latencyMs`: our clock, no
+    clock offset in it); market data is `bookRecvTs − bookTs` of the books decided on (the
+    venue's clock against ours, so it carries the clock offset: read it as an upper bound
+    when `mmkit time` shows one)."""
+
+    def __init__(self, order_samples: list[int], market_samples: list[int], seed: int = 0):
+        if not order_samples or not market_samples:
+            raise ValueError("no latency samples")
+        super().__init__(_median(order_samples), _median(market_samples))
+        object.__setattr__(self, "_order", order_samples)
+        object.__setattr__(self, "_market", market_samples)
+        object.__setattr__(self, "_rng", random.Random(seed))
+
+    def order(self) -> int:
+        return self._rng.choice(self._order)
+
+    def market(self) -> int:
+        return self._rng.choice(self._market)
+
+    @classmethod
+    def from_journal(cls, root: str, symbol: str, seed: int = 0) -> ReplayedLatency:
+        """Samples from the journal's `orders` table (mmkit.journal), torn lines skipped."""
+        order, market = [], []
+        for path in sorted(Path(root).glob(f"orders/date=*/symbol={symbol}/*.jsonl")):
+            for raw in path.read_bytes().splitlines():
+                try:
+                    line = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    continue
+                if line.get("dryRun"):
+                    continue
+                if line.get("type") == "order_ack" and line.get("latencyMs") is not None:
+                    order.append(max(int(line["latencyMs"]) // 2, 0))
+                elif line.get("type") == "order_new" and line.get("bookTs") is not None \
+                        and line.get("bookRecvTs") is not None:
+                    market.append(max(int(line["bookRecvTs"]) - int(line["bookTs"]), 0))
+        if not order or not market:
+            raise ValueError(f"{root}: no {symbol} order acknowledgements with latencyMs and "
+                             "orders with bookTs/bookRecvTs to replay latency from (journals "
+                             "of `mmkit run` or `mmkit send` hold them)")
+        return cls(order, market, seed)
+
+
+def _median(samples: list[int]) -> int:
+    return sorted(samples)[len(samples) // 2]
 
 
 @dataclass
@@ -120,6 +181,7 @@ class Backtest:
         self._queue: list[tuple[int, int, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._book_pending = False
+        self._market_at = 0  # when the streams deliver their latest message
         self._latest_book: BookTop | None = None
         self.now = 0
 
@@ -162,6 +224,15 @@ class Backtest:
         """Run `action` `delay` ms from now; at one instant, deliveries before decisions."""
         heapq.heappush(self._queue, (self.now + delay, decision, next(self._seq), action))
 
+    def _market_due(self) -> int:
+        """When what the engine says now reaches the bot: the streams keep their order, so
+        never before what they carried earlier."""
+        self._market_at = max(self.now + self.latency.market(), self._market_at)
+        return self._market_at
+
+    def _deliver(self, action: Callable[[], None]) -> None:
+        self._later(self._market_due() - self.now, action)
+
     # -- engine events → the bot ----------------------------------------------------------------
 
     def _dispatch(self, events: list) -> None:
@@ -171,22 +242,22 @@ class Backtest:
             elif isinstance(event, TradePrint) and event.symbol == self.symbol:
                 trade = MarketTrade(self.symbol, event.ts, event.trade_id, event.price,
                                     event.qty, event.buyer_is_maker)
-                self._later(self.latency.market_ms, lambda t=trade: self.strategy.on_trade(t))
+                self._deliver(lambda t=trade: self.strategy.on_trade(t))
             elif isinstance(event, AccountChange):
                 self._account_change(event)
             elif isinstance(event, OrderUpdate) and event.order.symbol == self.symbol:
                 line = self._order_line(event)
                 fill = event.fill
-                self._later(self.latency.market_ms, lambda line=line, fill=fill:
-                            self._on_update(line, fill))
+                self._deliver(lambda line=line, fill=fill: self._on_update(line, fill))
 
     def _book_changed(self) -> None:
         depth = self.engine.depth(self.symbol, self.levels)
-        self._latest_book = BookTop(self.symbol, depth.ts, depth.ts + self.latency.market_ms,
-                                    depth.last_update_id, False, depth.bids, depth.asks)
+        arrives = self._market_due()
+        self._latest_book = BookTop(self.symbol, depth.ts, arrives, depth.last_update_id,
+                                    False, depth.bids, depth.asks)
         if not self._book_pending:
             self._book_pending = True
-            self._later(self.latency.market_ms, self._decide, decision=True)
+            self._later(arrives - self.now, self._decide, decision=True)
 
     def _account_change(self, event: AccountChange) -> None:
         if event.reason == "FUNDING_FEE":
@@ -195,8 +266,7 @@ class Backtest:
                        "asset": event.balances[0].asset if event.balances else ""})
         for position in event.positions:  # the user stream's position, as `run` adopts it
             if position.symbol == self.symbol:
-                self._later(self.latency.market_ms,
-                            lambda qty=position.amount, ts=event.ts: self._on_position(qty, ts))
+                self._deliver(lambda qty=position.amount, ts=event.ts: self._on_position(qty, ts))
 
     def _on_position(self, qty: int, ts: int) -> None:
         self.strategy.on_position(qty, ts)
@@ -204,7 +274,7 @@ class Backtest:
 
     def _mark_price(self) -> None:
         mark = mark_from_line(mark_line(mark_payload(self.engine, self.spec, self.now)))
-        self._later(self.latency.market_ms, lambda: self.strategy.on_mark(mark))
+        self._deliver(lambda: self.strategy.on_mark(mark))
 
     def _on_update(self, line: dict[str, Any], fill) -> None:
         self.manager.on_update(line, self.now)
@@ -254,7 +324,7 @@ class Backtest:
             return False
         self._send(self.manager.cancel_all("risk halt"))
         for level in self.risk.emergency_orders(book, now):
-            self._later(self.latency.order_ms, lambda level=level: self._emergency(level))
+            self._later(self.latency.order(), lambda level=level: self._emergency(level))
         return True
 
     def _send(self, actions: list) -> int:
@@ -264,7 +334,7 @@ class Backtest:
                 continue
             if isinstance(action, Place | Modify):
                 sent += 1
-            self._later(self.latency.order_ms, lambda action=action: self._arrive(action))
+            self._later(self.latency.order(), lambda action=action: self._arrive(action))
         self.summary.orders += sent
         return sent
 
@@ -289,14 +359,14 @@ class Backtest:
             else:
                 _, events = self.engine.cancel(ts, self.symbol, client_order_id=cid)
                 self._dispatch(events)
-                self._later(self.latency.order_ms,
+                self._later(self.latency.order(),
                             lambda: self.manager.on_cancel_ack(cid, {"status": "CANCELED"}))
                 return
         except Reject as exc:
-            self._later(self.latency.order_ms, lambda r=exc: self._rejected(action, r))
+            self._later(self.latency.order(), lambda r=exc: self._rejected(action, r))
             return
         self._dispatch(events)
-        self._later(self.latency.order_ms,
+        self._later(self.latency.order(),
                     lambda: self.manager.on_ack(cid, answer, self.now))
 
     def _rejected(self, action, reject: Reject) -> None:

@@ -43,6 +43,7 @@ class Execution:
         # the book a decision was made on: its receive time goes on the order lines, so a
         # reader can measure book-to-order latency from the lines alone
         self.book_recv_ts: int | None = None
+        self.book_ts: int | None = None  # and its exchange time: recv − ts is data latency
 
     async def execute(self, actions: list) -> None:
         """Cancels first (they free slots and margin), then modifies, then new orders
@@ -244,8 +245,8 @@ class Execution:
                 "clientOrderId": order.client_order_id, "orderId": order.order_id,
                 "side": order.side, "price": self.spec.price_str(order.price),
                 "qty": self.spec.qty_str(order.qty), "timeInForce": order.time_in_force,
-                "reduceOnly": order.reduce_only, "bookRecvTs": self.book_recv_ts,
-                "dryRun": self.dry_run}
+                "reduceOnly": order.reduce_only, "bookTs": self.book_ts,
+                "bookRecvTs": self.book_recv_ts, "dryRun": self.dry_run}
 
     def _ack_line(self, order: Order, result: dict[str, Any], latency_ms: int | None,
                   settled: bool = False) -> dict[str, Any]:

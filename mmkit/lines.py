@@ -50,7 +50,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "order_new": {
         "tag": (str, NONE), "clientOrderId": (str, NONE), "orderId": (INT, NONE), "side": str,
         "price": DEC, "qty": DEC, "timeInForce": str, "reduceOnly": BOOL,
-        "bookRecvTs": (INT, NONE), "dryRun": BOOL,
+        "bookTs": (INT, NONE), "bookRecvTs": (INT, NONE), "dryRun": BOOL,
     },
     "order_modify": {
         "tag": str, "clientOrderId": str, "orderId": (INT, NONE), "side": str, "price": DEC,
@@ -77,7 +77,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "backtest": {"startTs": INT, "hours": float, "events": INT, "fills": INT,
                  "makerFills": INT, "volume": DEC, "realizedPnl": DEC, "fees": DEC,
                  "funding": DEC, "unrealizedPnl": DEC, "netPnl": DEC, "netPnlPerHour": DEC,
-                 "position": DEC, "orders": INT, "params": dict},
+                 "position": DEC, "orders": INT, "params": dict, "latency": dict},
     "pnl": {"period": str, "fills": INT, "maker_share": (float, NONE), "volume": DEC,
             "realized_pnl": DEC, "fees": DEC, "funding": DEC, "net_pnl": DEC,
             "spread_capture": (DEC, NONE), "spread_capture_bps": (float, NONE),

@@ -412,7 +412,7 @@ class Runner:
                                     half_spread_ticks=quote.reasons.get("halfSpreadTicks"))
         if actions and self.on_tick_to_order is not None:
             self.on_tick_to_order(time.perf_counter() - self._book_perf)
-        self.execution.book_recv_ts = book.recv_ts
+        self.execution.book_ts, self.execution.book_recv_ts = book.ts, book.recv_ts
         await self.execution.execute(actions)
         sent = sum(1 for a in actions if type(a).__name__ in ("Place", "Modify"))
         if sent:

@@ -159,3 +159,49 @@ def test_funding_is_paid_and_journaled_as_a_funding_line():
     assert summary.fills > 0 and funding
     assert all(check_line(line) == [] for line in funding)
     assert sum(Decimal(line["amount"]) for line in funding) == summary.funding < 0
+
+
+def write_measured_journal(root, order_rtts: list[int], book_lags: list[int]) -> None:
+    """A journal as `run` writes it (the real writer): order lines with measured latencies."""
+    from mmkit.journal import Journal
+
+    journal = Journal(root, "run-measured")
+    ts = 1723161300000
+    for i, (rtt, lag) in enumerate(zip(order_rtts, book_lags, strict=True)):
+        common = {"symbol": "ETHUSDT", "ts": ts + i, "tag": "b0", "clientOrderId": f"mm-{i}",
+                  "side": "BUY", "price": "2680.00", "qty": "0.008", "dryRun": False}
+        journal.write({**common, "type": "order_new", "orderId": None, "timeInForce": "GTX",
+                       "reduceOnly": False, "bookTs": ts + i - lag, "bookRecvTs": ts + i})
+        journal.write({**common, "type": "order_ack", "orderId": i + 1, "status": "NEW",
+                       "latencyMs": rtt, "settled": False})
+    journal.close()
+
+
+def test_latency_replayed_from_a_journal(shared_data, tmp_path):
+    """`--latency journal:DIR` draws order entry (half of each measured round trip) and market
+    data latency (bookRecvTs − bookTs) from what a run measured: seeded, so repeatable."""
+    write_measured_journal(tmp_path / "measured", [40, 60, 60, 400], [20, 30, 30, 90])
+    data = str(shared_data / RECORDING)
+    args = ("backtest", "--data", data, "--latency", f"journal:{tmp_path / 'measured'}",
+            "--seed", "3")
+    first, second = mmkit(*args, cwd=tmp_path), mmkit(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    row = orjson.loads(first.stdout)
+    assert row["latency"] == {"orderMs": 30, "marketMs": 30, "model": "journal"}  # medians
+    strip = ("wallSeconds", "eventsPerSecond")
+    assert {k: v for k, v in row.items() if k not in strip} == {
+        k: v for k, v in orjson.loads(second.stdout).items() if k not in strip}
+    constant = orjson.loads(mmkit("backtest", "--data", data, "--latency", "30ms",
+                                  "--market-latency", "30ms", cwd=tmp_path).stdout)
+    assert constant["latency"]["model"] == "constant"
+    assert (row["orders"], row["fills"]) != (constant["orders"], constant["fills"])
+
+
+def test_latency_journal_without_measurements_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for root, message in ((tmp_path / "empty", "no ETHUSDC order acknowledgements"),
+                          (tmp_path / "missing", "no journal directory")):
+        result = mmkit("backtest", "--duration", "1m", "--latency", f"journal:{root}",
+                       cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr.decode()
+        assert result.stderr.count(b"\n") == 1

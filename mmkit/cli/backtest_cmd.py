@@ -4,6 +4,7 @@ in virtual time, over recordings or the synthetic market; `--grid` sweeps parame
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -27,8 +28,9 @@ from mmkit.stream import LineWriter
 @click.option("--duration", default="1h", show_default=True, metavar="DURATION",
               help="Synthetic market only: how much market to generate.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Synthetic market seed.")
-@click.option("--latency", default="5ms", show_default=True, metavar="DURATION",
-              help="Order entry latency, each way.")
+@click.option("--latency", default="5ms", show_default=True, metavar="DURATION|journal:DIR",
+              help="Order entry latency, each way; `journal:DIR` replays the order and "
+                   "market-data latencies a run measured (its journal's order lines).")
 @click.option("--market-latency", default="5ms", show_default=True, metavar="DURATION",
               help="Market data and user event latency.")
 @click.option("--queue-model", default="risk_averse", show_default=True,
@@ -67,7 +69,7 @@ def backtest(ctx: click.Context, data: tuple[str, ...], symbol: str | None, dura
     job = {"config_path": getattr(ctx.find_root().obj, "config_path", None),
            "data": list(data), "symbol": symbol.upper() if symbol else None,
            "duration_ms": parse_interval_ms(duration), "seed": seed,
-           "order_ms": parse_interval_ms(latency), "market_ms": parse_interval_ms(market_latency),
+           **_latency(latency, market_latency),
            "queue_model": queue_model, "settings": settings_tree(settings) if settings else {}}
     del config  # validated above; each run loads its own (in its own process for --grid)
     variants = _variants(grid)
@@ -125,6 +127,16 @@ def _warn_about_limits(rows: list[dict[str, Any]]) -> None:
                   "without that limit", file=sys.stderr)
 
 
+def _latency(latency: str, market_latency: str) -> dict[str, Any]:
+    if latency.startswith("journal:"):
+        root = latency.removeprefix("journal:")
+        if not os.path.isdir(root):
+            raise ConfigError(f"no journal directory {root!r}", "--latency")
+        return {"latency_journal": root, "order_ms": 0, "market_ms": 0}
+    return {"order_ms": parse_interval_ms(latency),
+            "market_ms": parse_interval_ms(market_latency)}
+
+
 def _variants(grid: tuple[str, ...]) -> list[dict[str, str]]:
     axes = []
     for item in grid:
@@ -137,7 +149,7 @@ def _variants(grid: tuple[str, ...]) -> list[dict[str, str]]:
 
 def run_one(job: dict[str, Any], emit_line=None) -> dict[str, Any]:
     """One backtest from a plain dict (picklable, for --grid's worker processes)."""
-    from mmkit.backtest import Backtest, Latency
+    from mmkit.backtest import Backtest, Latency, ReplayedLatency
     from mmkit.cli.quote import settings_tree
     from mmkit.config import SymbolConfig, load_config
     from mmkit.sim.engine import EngineConfig
@@ -164,12 +176,19 @@ def run_one(job: dict[str, Any], emit_line=None) -> dict[str, Any]:
 
         market = iter(SyntheticMarket(spec, seed=job["seed"], duration_ms=job["duration_ms"]))
     engine = EngineConfig(seed=job["seed"], queue_model=job["queue_model"])
+    latency = Latency(job["order_ms"], job["market_ms"])
+    if job.get("latency_journal"):
+        try:
+            latency = ReplayedLatency.from_journal(job["latency_journal"], symbol, job["seed"])
+        except ValueError as exc:
+            raise ConfigError(str(exc), "--latency") from None
     started = time.perf_counter()
-    result = Backtest(spec, symbol_config, engine_config=engine,
-                      latency=Latency(job["order_ms"], job["market_ms"]),
+    result = Backtest(spec, symbol_config, engine_config=engine, latency=latency,
                       emit=emit_line).run(market)
     row = result.as_line()
     row["params"] = job["grid"]
+    row["latency"] = {"orderMs": latency.order_ms, "marketMs": latency.market_ms,
+                      "model": "journal" if job.get("latency_journal") else "constant"}
     row["wallSeconds"] = round(time.perf_counter() - started, 3)
     row["eventsPerSecond"] = int(row["events"] / max(row["wallSeconds"], 1e-9))
     return row

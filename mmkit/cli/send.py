@@ -193,6 +193,7 @@ class SendSession:
                 continue
             actions = self.manager.diff(quote.levels, now,
                                         half_spread_ticks=quote.reasons.get("halfSpreadTicks"))
+            self.execution.book_ts = self.book.ts if self.book else None
             self.execution.book_recv_ts = self.book.recv_ts if self.book else None
             await self.execution.execute(actions)
             sent = sum(1 for a in actions if type(a).__name__ in ("Place", "Modify"))
