@@ -12,15 +12,16 @@ or received), `runs` (one summary line per run). Each row is the line mmkit prin
 Why JSON lines and not Parquet as it is written: a line is either whole or missing, so a killed
 process leaves a readable journal (the reader skips a torn last line); appends need no
 rewrite; DuckDB reads the files directly with hive partitioning, and so do other engines.
-`mmkit journal compact` is the place for Parquet export (the same SQL then runs over
-`read_parquet`, on a laptop or over object storage). Rows are deduplicated by exchange ids in the
-views (`sql/views.sql`): a restart or a replayed stream can write a fill twice; it is counted
-once.
+`mmkit journal compact` copies it to Parquet, partitioned the same way: `pnl-report` reads
+either (`source`), and so does any engine, on a laptop or over object storage. Rows are
+deduplicated by exchange ids in the views (`sql/views.sql`): a restart or a replayed stream can
+write a fill twice; it is counted once, and `compact` keeps it once.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -138,3 +139,79 @@ def _oldest_ts(table: Path, symbol: str) -> int | None:
         if oldest is not None:
             return oldest
     return None
+
+
+# -- reading: JSON lines as written, or Parquet after `compact` -------------------------------
+
+DEDUPE = {  # what `compact` keeps once (the views dedupe the same way)
+    "fills": "DISTINCT ON (symbol, tradeId) * FROM {scan} ORDER BY symbol, tradeId, ts",
+    "funding": "DISTINCT ON (symbol, ts, run) * FROM {scan} ORDER BY symbol, ts",
+}
+
+
+def source(root: str | os.PathLike, table: str) -> str:
+    """The DuckDB scan of one table's files, with `date` and `symbol` from the partitions."""
+    folder = Path(root) / table
+    if next(folder.glob("*/*/*.parquet"), None) is not None:
+        return (f"read_parquet('{folder}/*/*/*.parquet', hive_partitioning = true, "
+                "union_by_name = true)")
+    return (f"read_json_auto('{folder}/*/*/*.jsonl', hive_partitioning = true, "
+            "union_by_name = true, ignore_errors = true, format = 'newline_delimited')")
+
+
+def tables(root: str | os.PathLike) -> list[str]:
+    return sorted(t for t in set(TABLES.values()) if (Path(root) / t).is_dir())
+
+
+def info(root: str | os.PathLike) -> list[dict[str, Any]]:
+    """One `journal` line per table: rows (deduplicated where the views dedupe), files, time
+    range, symbols and runs."""
+    import duckdb
+
+    root = Path(root)
+    check_version(root)
+    con = duckdb.connect()
+    out = []
+    for table in tables(root):
+        scan = source(root, table)
+        rows_sql = f"SELECT {DEDUPE[table].format(scan=scan)}" if table in DEDUPE else \
+            f"SELECT * FROM {scan}"
+        rows, first, last, symbols, runs = con.execute(
+            f"SELECT count(*), min(ts), max(ts), list(DISTINCT symbol ORDER BY symbol), "
+            f"count(DISTINCT run) FROM ({rows_sql})").fetchone()
+        files = [p for p in (root / table).glob("*/*/*") if p.suffix in (".jsonl", ".parquet")]
+        out.append({"type": "journal", "symbol": symbols[0] if len(symbols or []) == 1 else None,
+                    "ts": int(time.time() * 1000), "table": table, "rows": rows,
+                    "files": len(files),
+                    "format": "parquet" if "read_parquet" in scan else "jsonl",
+                    "firstTs": first, "lastTs": last, "symbols": symbols or [], "runs": runs,
+                    "bytes": sum(p.stat().st_size for p in files), "path": str(root / table)})
+    return out
+
+
+def compact(root: str | os.PathLike, out: str | os.PathLike, *, force: bool = False
+            ) -> list[dict[str, Any]]:
+    """Copy the journal to Parquet under `out` (same tables and partitions, duplicates
+    dropped, rows in time order). `out` must be new or empty unless `force` replaces it."""
+    import duckdb
+
+    root, out = Path(root), Path(out)
+    check_version(root)
+    if not tables(root):
+        raise ConfigError(f"no journal at {root}", "--journal")
+    if out.resolve() == root.resolve():
+        raise ConfigError("write the Parquet copy somewhere else than the journal", "--to")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise ConfigError(f"{out} is not empty (--force replaces it)", "--to")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    for table in tables(root):
+        scan = source(root, table)
+        query = f"SELECT {DEDUPE[table].format(scan=scan)}" if table in DEDUPE else \
+            f"SELECT * FROM {scan} ORDER BY ts"
+        con.execute(f"COPY ({query}) TO '{out / table}' "
+                    "(FORMAT parquet, PARTITION_BY (date, symbol), COMPRESSION zstd)")
+    (out / "VERSION").write_text(f"{SCHEMA_VERSION}\n")
+    return info(out)

@@ -98,6 +98,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "bracket": INT, "initialLeverage": INT, "notionalFloor": DEC, "notionalCap": DEC,
         "maintMarginRatio": DEC,
     },
+    "journal": {"table": str, "rows": INT, "files": INT, "format": str,
+                "firstTs": (INT, NONE), "lastTs": (INT, NONE), "symbols": list, "runs": INT,
+                "bytes": INT, "path": str},
     "symbol": {
         "status": str, "baseAsset": str, "quoteAsset": str, "marginAsset": str,
         "tickSize": DEC, "stepSize": DEC, "minQty": DEC, "maxQty": DEC, "marketMaxQty": DEC,

@@ -1,4 +1,6 @@
--- Views over the journal (mmkit/journal.py). {root} is the journal directory.
+-- Views over the journal (mmkit/journal.py). {fills}, {marks} and {funding} are the scans of
+-- the tables' files: read_json_auto over the JSON lines as written, or read_parquet after
+-- `mmkit journal compact` (mmkit.journal.source), with `date` and `symbol` from the partitions.
 -- Decimal strings become DECIMAL(38, 12); rows are deduplicated by exchange ids, so a fill
 -- written twice (a restart, a replayed stream) counts once.
 
@@ -12,8 +14,7 @@ SELECT DISTINCT ON (symbol, tradeId)
     CASE WHEN side = 'BUY' THEN 1 ELSE -1 END AS sign,
     maker, CAST(commission AS DECIMAL(38, 12)) AS fee, commissionAsset AS fee_asset,
     CAST(realizedPnl AS DECIMAL(38, 12)) AS realized_pnl, run
-FROM read_json_auto('{root}/fills/*/*/*.jsonl', hive_partitioning = true,
-                    union_by_name = true, ignore_errors = true, format = 'newline_delimited')
+FROM {fills}
 ORDER BY symbol, tradeId, ts;
 
 CREATE OR REPLACE VIEW marks AS
@@ -21,12 +22,10 @@ SELECT symbol, ts, to_timestamp(ts / 1000.0) AS time,
        CAST(mid AS DECIMAL(38, 12)) AS mid,
        CAST(position AS DECIMAL(38, 12)) AS position,
        CAST(netPnl AS DECIMAL(38, 12)) AS net_pnl, run
-FROM read_json_auto('{root}/marks/*/*/*.jsonl', hive_partitioning = true,
-                    union_by_name = true, ignore_errors = true, format = 'newline_delimited')
+FROM {marks}
 WHERE mid IS NOT NULL;
 
 CREATE OR REPLACE VIEW funding AS
 SELECT DISTINCT ON (symbol, ts, run) symbol, ts, to_timestamp(ts / 1000.0) AS time,
        CAST(amount AS DECIMAL(38, 12)) AS amount, asset, run
-FROM read_json_auto('{root}/funding/*/*/*.jsonl', hive_partitioning = true,
-                    union_by_name = true, ignore_errors = true, format = 'newline_delimited');
+FROM {funding};

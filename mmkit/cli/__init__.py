@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                  "engine in virtual time; --grid sweeps parameters."),
     "pnl-report": ("mmkit.cli.pnl_report", "pnl_report", "Did it make money after fees, and "
                    "why: SQL over the journal."),
+    "journal": ("mmkit.cli.journal_cmd", "journal", "What the journal holds; compact it to "
+                "Parquet."),
     "run": ("mmkit.cli.run_cmd", "run_cmd", "The whole bot in one process (paper trading on an "
             "embedded simulator by default)."),
     "depth": ("mmkit.cli.market_data", "depth", "The local order book as book lines (live or "

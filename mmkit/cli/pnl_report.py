@@ -136,7 +136,10 @@ def create_views(con, root: Path) -> None:
     """The relations of sql/views.sql, loaded once into temporary tables (each over its
     table's files), or empty when the journal has none of them (a journal written before
     funding was journaled, a run without marks)."""
-    text = "\n".join(line for line in _sql("views.sql", {"root": str(root)}).splitlines()
+    from mmkit.journal import source
+
+    scans = {table: source(root, table) for table in ("fills", "marks", "funding")}
+    text = "\n".join(line for line in _sql("views.sql", scans).splitlines()
                      if not line.lstrip().startswith("--"))
     con.execute("SET TimeZone = 'UTC'")  # periods are UTC days and hours, whatever the host
     for statement in filter(str.strip, text.split(";")):
