@@ -12,7 +12,7 @@ from mmkit.cli.common import load
 from mmkit.cli.output import emit
 from mmkit.errors import ConfigError, InputError, MmkitError
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"  # shipped in the package; ./sql links here
 
 
 @click.command("pnl-report")

@@ -1,0 +1,1 @@
+mmkit/sql
