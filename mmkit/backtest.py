@@ -163,13 +163,28 @@ class Summary:
         }
 
 
+class Schedule:
+    """What is due when: one time-ordered queue for all the bots of a backtest."""
+
+    def __init__(self):
+        self.queue: list[tuple[int, int, int, Callable[[], None]]] = []
+        self.seq = itertools.count()
+        self.now = 0
+
+
 class Backtest:
+    """One symbol's bot. Several share an engine, so one account and its margin, and a
+    schedule (`Backtest.together`); `run` runs them all over the merged market."""
+
     def __init__(self, spec, symbol_config, *, engine_config: EngineConfig | None = None,
                  latency: Latency = Latency(), levels: int = 5, run_id: str = "bt",
-                 emit: Emit | None = None):
+                 emit: Emit | None = None, engine: Engine | None = None,
+                 schedule: Schedule | None = None):
         self.spec = spec
         self.symbol = spec.symbol
-        self.engine = Engine({spec.symbol: spec}, engine_config or EngineConfig())
+        self.engine = engine or Engine({spec.symbol: spec}, engine_config or EngineConfig())
+        self.schedule = schedule or Schedule()
+        self.bots: list[Backtest] = [self]
         self.strategy = make_strategy(spec, symbol_config.strategy)
         self.risk = build_guards(spec, symbol_config.risk, symbol_config.inventory)
         self.manager = manager_for(spec, ClientIds("mm", run_id), symbol_config.strategy,
@@ -178,51 +193,89 @@ class Backtest:
         self.levels = levels
         self.emit = emit or (lambda line: None)
         self.summary = Summary(spec.symbol)
-        self._queue: list[tuple[int, int, int, Callable[[], None]]] = []
-        self._seq = itertools.count()
         self._book_pending = False
         self._market_at = 0  # when the streams deliver their latest message
         self._latest_book: BookTop | None = None
-        self.now = 0
+        self._next_mark = self._next_mark_price = 0
+
+    @classmethod
+    def together(cls, symbols: list[tuple[Any, Any]], *,
+                 engine_config: EngineConfig | None = None, **settings: Any) -> list[Backtest]:
+        """One bot per (spec, symbol config), over one engine: one account for them all."""
+        engine = Engine({spec.symbol: spec for spec, _ in symbols},
+                        engine_config or EngineConfig())
+        schedule = Schedule()
+        bots = [cls(spec, config, engine=engine, schedule=schedule, run_id=f"bt{i}", **settings)
+                for i, (spec, config) in enumerate(symbols)]
+        for bot in bots:
+            bot.bots = bots
+        return bots
+
+    @property
+    def now(self) -> int:
+        return self.schedule.now
 
     # -- the loop -----------------------------------------------------------------------------
 
     def run(self, market: Iterable[Timed], mark_every_ms: int = 1000) -> Summary:
+        """All the bots of this backtest over `market` (every symbol's events in time order);
+        this bot's summary (each bot has its own in `summary`)."""
+        bots, engine, schedule = self.bots, self.engine, self.schedule
+        by_symbol = {bot.symbol: bot for bot in bots}
         first = True
-        next_mark = next_mark_price = 0
         for timed in market:
             at = timed.at
             if first:
-                self.summary.start_ms, first = at, False
-                next_mark = at
-                next_mark_price = at - at % 1000 + 1000
+                first = False
+                for bot in bots:
+                    bot._start(at)
             self._until(at)
-            self.now = at
-            self._dispatch(self.engine.advance(at))
+            schedule.now = at
+            self._broadcast(engine.advance(at))
             # the first book comes with the first diff, as a feed synced on a snapshot does
-            self._dispatch(self.engine.apply(timed.event))
-            self.summary.events += 1
-            if at >= next_mark_price:  # the venue's markPrice@1s, as `run` subscribes to it
-                self._mark_price()
-                next_mark_price = at - at % 1000 + 1000
-            if mark_every_ms and at >= next_mark:
-                self._mark()
-                next_mark = at - at % mark_every_ms + mark_every_ms
+            self._broadcast(engine.apply(timed.event))
+            owner = bots[0] if len(bots) == 1 else by_symbol.get(
+                getattr(timed.event, "symbol", ""))
+            if owner is not None:
+                owner.summary.events += 1
+            for bot in bots:
+                bot._clock(at, mark_every_ms)
         self._until(self.now + self.latency.order_ms + self.latency.market_ms)
-        self._finish()
+        for bot in bots:
+            bot._finish()
         return self.summary
+
+    def _start(self, at: int) -> None:
+        self.summary.start_ms = self._next_mark = at
+        self._next_mark_price = at - at % 1000 + 1000
+
+    def _clock(self, at: int, mark_every_ms: int) -> None:
+        if at >= self._next_mark_price:  # the venue's markPrice@1s, as `run` subscribes to it
+            self._mark_price()
+            self._next_mark_price = at - at % 1000 + 1000
+        if mark_every_ms and at >= self._next_mark:
+            self._mark()
+            self._next_mark = at - at % mark_every_ms + mark_every_ms
+
+    def _broadcast(self, events: list) -> None:
+        for bot in self.bots:
+            bot._dispatch(events)
 
     def _until(self, t: int) -> None:
         """Deliver everything due by `t`, in time order (actions may schedule more)."""
-        while self._queue and self._queue[0][0] <= t:
-            at, _, _, action = heapq.heappop(self._queue)
-            self.now = max(self.now, at)
-            self._dispatch(self.engine.advance(self.now))
+        schedule = self.schedule
+        queue = schedule.queue
+        while queue and queue[0][0] <= t:
+            at, _, _, action = heapq.heappop(queue)
+            schedule.now = max(schedule.now, at)
+            self._broadcast(self.engine.advance(schedule.now))
             action()
 
     def _later(self, delay: int, action: Callable[[], None], decision: bool = False) -> None:
         """Run `action` `delay` ms from now; at one instant, deliveries before decisions."""
-        heapq.heappush(self._queue, (self.now + delay, decision, next(self._seq), action))
+        schedule = self.schedule
+        heapq.heappush(schedule.queue, (schedule.now + delay, decision, next(schedule.seq),
+                                        action))
 
     def _market_due(self) -> int:
         """When what the engine says now reaches the bot: the streams keep their order, so
@@ -260,7 +313,7 @@ class Backtest:
             self._later(arrives - self.now, self._decide, decision=True)
 
     def _account_change(self, event: AccountChange) -> None:
-        if event.reason == "FUNDING_FEE":
+        if event.reason == "FUNDING_FEE" and event.symbol == self.symbol:
             self.emit({"type": "funding", "symbol": self.symbol, "ts": event.ts,
                        "amount": format(event.balance_change, "f"),
                        "asset": event.balances[0].asset if event.balances else ""})
@@ -433,4 +486,5 @@ class Backtest:
             "-" + self.spec.qty_str(-position)
         s.unrealized_pnl = self.engine.unrealized_pnl(self.symbol)
         s.funding = sum((i.income for i in self.engine.incomes
-                         if i.income_type == "FUNDING_FEE"), Decimal(0))
+                         if i.income_type == "FUNDING_FEE" and i.symbol == self.symbol),
+                        Decimal(0))

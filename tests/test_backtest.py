@@ -205,3 +205,56 @@ def test_latency_journal_without_measurements_is_a_clear_error(tmp_path):
                        cwd=tmp_path)
         assert result.returncode == 2 and message in result.stderr.decode()
         assert result.stderr.count(b"\n") == 1
+
+
+BTC_SMALL = {"strategy": {"baseSize": "0.001"},
+             "risk": {"maxPosition": "0.003", "maxOrderNotional": "80", "maxOrderQty": "0.001",
+                      "dailyMax": "100000"}}
+
+
+def test_two_symbols_trade_one_account(shared_data):
+    """ETHUSDT and BTCUSDT recordings merged by time, one bot each over one engine: one USDT
+    wallet pays both; with margin to spare each symbol fills as it does alone."""
+    import heapq
+
+    from mmkit.backtest import Backtest
+    from mmkit.config import SymbolConfig
+
+    config = load_config(None, env={}, overrides={"symbols": {"BTCUSDT": BTC_SMALL}})
+    btc = default_specs(["BTCUSDT"])["BTCUSDT"]
+    files = {"ETHUSDT": RECORDING, "BTCUSDT": RECORDING.replace("eth", "btc")}
+    specs = {"ETHUSDT": ETHUSDT, "BTCUSDT": btc}
+
+    def market(symbols):
+        return heapq.merge(*(open_market(shared_data / files[s], specs[s]) for s in symbols),
+                           key=lambda timed: timed.at)
+
+    def fills_of(bots, symbols):
+        lines: list[dict] = []
+        for bot in bots:
+            bot.emit = lines.append
+        bots[0].run(market(symbols))
+        return [(x["symbol"], x["ts"], x["side"], x["price"], x["qty"]) for x in lines
+                if x["type"] == "fill"]
+
+    configs = {s: config.symbols.get(s, SymbolConfig()) for s in files}
+    both = Backtest.together([(specs[s], configs[s]) for s in files])
+    together = fills_of(both, list(files))
+    alone = {s: fills_of(Backtest.together([(specs[s], configs[s])]), [s]) for s in files}
+    for symbol in files:
+        assert [f for f in together if f[0] == symbol] == alone[symbol] != []
+    wallet = both[0].engine.balances["USDT"].wallet
+    paid = sum(b.summary.realized_pnl - b.summary.fees + b.summary.funding for b in both)
+    assert abs(wallet - (Decimal(100) + paid)) < Decimal("1e-18")
+    assert [b.summary.events for b in both] == [20_657, 27_857]
+
+
+def test_cli_two_recordings_give_a_row_per_symbol(shared_data, tmp_path):
+    data = [str(shared_data / RECORDING), str(shared_data / RECORDING.replace("eth", "btc"))]
+    result = mmkit("backtest", "--data", data[0], "--data", data[1], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [orjson.loads(x) for x in result.stdout.splitlines()]
+    assert [r["symbol"] for r in rows] == ["ETHUSDT", "BTCUSDT"]
+    refused = mmkit("backtest", "--data", data[0], "--data", data[1], "--symbol", "ETHUSDT",
+                    cwd=tmp_path)
+    assert refused.returncode == 2 and b"holds ETHUSDT, BTCUSDT, not ETHUSDT" in refused.stderr

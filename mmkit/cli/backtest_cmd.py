@@ -3,6 +3,7 @@ in virtual time, over recordings or the synthetic market; `--grid` sweeps parame
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import os
 import sys
@@ -74,14 +75,11 @@ def backtest(ctx: click.Context, data: tuple[str, ...], symbol: str | None, dura
     del config  # validated above; each run loads its own (in its own process for --grid)
     variants = _variants(grid)
     if len(variants) == 1:
-        rows = [_single(job, variants[0], lines, journal_path)]
+        rows = _single(job, variants[0], lines, journal_path)
     else:
         if lines or journal_path:
             raise click.UsageError("--lines and --journal are for a single run, not --grid")
-        rows = _sweep(job, variants, workers)
-        rows.sort(key=lambda row: float(row["netPnl"]), reverse=True)
-        for rank, row in enumerate(rows, 1):
-            row["rank"] = rank
+        rows = _ranked(_sweep(job, variants, workers))
     _warn_about_limits(rows)
     if csv_path:
         _write_csv(csv_path, rows)
@@ -89,7 +87,7 @@ def backtest(ctx: click.Context, data: tuple[str, ...], symbol: str | None, dura
 
 
 def _single(job: dict[str, Any], variant: dict[str, str], lines: bool,
-            journal_path: str | None) -> dict[str, Any]:
+            journal_path: str | None) -> list[dict[str, Any]]:
     from mmkit.journal import Journal
 
     out = LineWriter()
@@ -102,10 +100,11 @@ def _single(job: dict[str, Any], variant: dict[str, str], lines: bool,
             out.write(line)
 
     try:
-        row = run_one({**job, "grid": variant}, emit_line if lines or journal else None)
+        rows = run_one({**job, "grid": variant}, emit_line if lines or journal else None)
         if journal is not None:
-            journal.write(row)
-        return row
+            for row in rows:
+                journal.write(row)
+        return rows
     finally:
         if journal is not None:
             journal.close()
@@ -147,8 +146,9 @@ def _variants(grid: tuple[str, ...]) -> list[dict[str, str]]:
     return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
 
 
-def run_one(job: dict[str, Any], emit_line=None) -> dict[str, Any]:
-    """One backtest from a plain dict (picklable, for --grid's worker processes)."""
+def run_one(job: dict[str, Any], emit_line=None) -> list[dict[str, Any]]:
+    """One backtest from a plain dict (picklable, for --grid's worker processes): a row per
+    symbol (several symbols trade one account)."""
     from mmkit.backtest import Backtest, Latency, ReplayedLatency
     from mmkit.cli.quote import settings_tree
     from mmkit.config import SymbolConfig, load_config
@@ -157,41 +157,61 @@ def run_one(job: dict[str, Any], emit_line=None) -> dict[str, Any]:
     from mmkit.sim.market import open_market, recorded_symbol
 
     specs = default_specs()
-    recorded = _recording_symbol(job["data"], recorded_symbol) if job["data"] else None
-    if job["symbol"] and recorded and job["symbol"] != recorded:
-        raise ConfigError(f"the recording holds {recorded}, not {job['symbol']}", "--symbol")
-    symbol = job["symbol"] or recorded or "ETHUSDC"
-    if symbol not in specs:
-        raise ConfigError(f"unknown symbol {symbol!r}; known: {', '.join(specs)}", "--symbol")
-    spec = specs[symbol]
+    by_symbol = _files_by_symbol(job["data"], recorded_symbol)
+    wanted = [s for s in (job["symbol"] or "").split(",") if s]
+    if by_symbol and wanted and set(wanted) != set(by_symbol):
+        raise ConfigError(f"the recording holds {', '.join(by_symbol)}, not "
+                          f"{', '.join(wanted)}", "--symbol")
+    symbols = list(by_symbol) or wanted or ["ETHUSDC"]
+    for symbol in symbols:
+        if symbol not in specs:
+            raise ConfigError(f"unknown symbol {symbol!r}; known: {', '.join(specs)}",
+                              "--symbol")
     tree = _merge(job["settings"], settings_tree(tuple(f"{k}={v}"
                                                        for k, v in job["grid"].items())))
-    overrides = {"symbols": {symbol: tree}} if tree else {}
+    overrides = {"symbols": {symbol: tree for symbol in symbols}} if tree else {}
     config = load_config(job["config_path"], overrides=overrides)
-    symbol_config = config.symbols.get(symbol, SymbolConfig())
-    if job["data"]:
-        market = open_market(job["data"], spec)
+    engine = EngineConfig(seed=job["seed"], queue_model=job["queue_model"])
+    bots = Backtest.together([(specs[s], config.symbols.get(s, SymbolConfig())) for s in symbols],
+                             engine_config=engine, emit=emit_line,
+                             latency=Latency(job["order_ms"], job["market_ms"]))
+    for bot in bots:
+        if job.get("latency_journal"):
+            try:
+                bot.latency = ReplayedLatency.from_journal(job["latency_journal"], bot.symbol,
+                                                           job["seed"])
+            except ValueError as exc:
+                raise ConfigError(str(exc), "--latency") from None
+    if by_symbol:
+        markets = [open_market(paths, specs[s]) for s, paths in by_symbol.items()]
     else:
         from mmkit.sim.market import SyntheticMarket
 
-        market = iter(SyntheticMarket(spec, seed=job["seed"], duration_ms=job["duration_ms"]))
-    engine = EngineConfig(seed=job["seed"], queue_model=job["queue_model"])
-    latency = Latency(job["order_ms"], job["market_ms"])
-    if job.get("latency_journal"):
-        try:
-            latency = ReplayedLatency.from_journal(job["latency_journal"], symbol, job["seed"])
-        except ValueError as exc:
-            raise ConfigError(str(exc), "--latency") from None
+        markets = [iter(SyntheticMarket(specs[s], seed=job["seed"] + i,
+                                        duration_ms=job["duration_ms"]))
+                   for i, s in enumerate(symbols)]
+    market = markets[0] if len(markets) == 1 else heapq.merge(*markets, key=lambda t: t.at)
     started = time.perf_counter()
-    result = Backtest(spec, symbol_config, engine_config=engine, latency=latency,
-                      emit=emit_line).run(market)
-    row = result.as_line()
-    row["params"] = job["grid"]
-    row["latency"] = {"orderMs": latency.order_ms, "marketMs": latency.market_ms,
-                      "model": "journal" if job.get("latency_journal") else "constant"}
-    row["wallSeconds"] = round(time.perf_counter() - started, 3)
-    row["eventsPerSecond"] = int(row["events"] / max(row["wallSeconds"], 1e-9))
-    return row
+    bots[0].run(market)
+    wall = round(time.perf_counter() - started, 3)
+    rows = []
+    for bot in bots:
+        row = bot.summary.as_line()
+        row["params"] = job["grid"]
+        row["latency"] = {"orderMs": bot.latency.order_ms, "marketMs": bot.latency.market_ms,
+                          "model": "journal" if job.get("latency_journal") else "constant"}
+        row["wallSeconds"] = wall
+        row["eventsPerSecond"] = int(sum(b.summary.events for b in bots) / max(wall, 1e-9))
+        rows.append(row)
+    return rows
+
+
+def _files_by_symbol(paths: list[str], recorded_symbol) -> dict[str, list[str]]:
+    """Recordings grouped by the symbol each holds, in the order given."""
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        groups.setdefault(_recording_symbol([path], recorded_symbol), []).append(path)
+    return groups
 
 
 def _recording_symbol(paths: list[str], recorded_symbol) -> str:
@@ -206,6 +226,15 @@ def _merge(base: dict, top: dict) -> dict:
     for key, value in top.items():
         merged[key] = _merge(merged.get(key, {}), value) if isinstance(value, dict) else value
     return merged
+
+
+def _ranked(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Runs best first by net PnL (summed over their symbols); each row gets its run's rank."""
+    runs = sorted(runs, key=lambda rows: sum(float(r["netPnl"]) for r in rows), reverse=True)
+    for rank, rows in enumerate(runs, 1):
+        for row in rows:
+            row["rank"] = rank
+    return [row for rows in runs for row in rows]
 
 
 def _sweep(job: dict[str, Any], variants: list[dict[str, str]], workers: int | None) -> list:
@@ -228,7 +257,7 @@ def _stderr_console():
     return Console(file=sys.stderr)
 
 
-BRIEF = {"fills": "fills", "makerFills": "maker", "volume": "volume", "fees": "fees",
+BRIEF = {"symbol": "symbol", "fills": "fills", "makerFills": "maker", "volume": "volume", "fees": "fees",
          "netPnl": "net", "netPnlPerHour": "net/h", "position": "pos"}
 FULL = ("rank", "symbol", "hours", "fills", "makerFills", "volume", "realizedPnl", "fees",
         "unrealizedPnl", "netPnl", "netPnlPerHour", "position", "orders", "postOnlyRejects",

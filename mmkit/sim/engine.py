@@ -164,6 +164,7 @@ class AccountChange:
     balances: list[Balance]
     positions: list[Position]
     balance_change: Decimal = Decimal(0)  # Binance's `bc`: the change other than PnL and fees
+    symbol: str = ""  # what caused it (not on Binance's wire: a funding update names none)
 
 
 @dataclass
@@ -451,7 +452,8 @@ class Engine:
         payment = -(notional * book.funding_rate)
         balance = self._credit(book, payment, ts)
         self._income(book.spec.symbol, "FUNDING_FEE", payment, balance.asset, ts)
-        return [AccountChange(ts, "FUNDING_FEE", [_copy(balance)], [], payment)]  # cross: no P
+        return [AccountChange(ts, "FUNDING_FEE", [_copy(balance)], [], payment,  # cross: no P
+                              book.spec.symbol)]
 
     # -- order side ------------------------------------------------------------------------
 
