@@ -70,6 +70,7 @@ def report(root: Path, since_ms: int, until_ms: int, symbol: str, bucket: str) -
         if not rows:
             raise InputError(f"no fills, funding or marks in {root} for that range and symbol",
                              field="--since")
+        con.execute(_sql("equity.sql", params))
         return rows + _rows(con, _sql("verdict.sql", params))
     except duckdb.Error as exc:  # a journal DuckDB cannot read: one line, not a traceback
         raise MmkitError(f"reading the journal at {root} failed: "
@@ -78,8 +79,8 @@ def report(root: Path, since_ms: int, until_ms: int, symbol: str, bucket: str) -
 
 def plot(root: Path, rows: list[dict], since_ms: int, until_ms: int, symbol: str,
          path: str) -> None:
-    """Three panels a person reads at a glance: net PnL over time, inventory over time, and
-    the markout curve (bps against seconds after the fill) with the fee line."""
+    """Three panels a person reads at a glance: equity over time (sql/equity.sql), inventory
+    over time, and the markout curve (bps against seconds after the fill) with the fee line."""
     try:
         import matplotlib
 
@@ -91,17 +92,24 @@ def plot(root: Path, rows: list[dict], since_ms: int, until_ms: int, symbol: str
 
     con = duckdb.connect()
     create_views(con, root)
-    marks = con.execute(
-        "SELECT time, CAST(net_pnl AS DOUBLE), CAST(position AS DOUBLE) FROM marks "
-        "WHERE ts >= ? AND ts < ? AND symbol LIKE ? ORDER BY ts",
-        [since_ms, until_ms, symbol]).fetchall() if (root / "marks").is_dir() else []
+    con.execute(_sql("equity.sql", {"since_ms": str(since_ms), "until_ms": str(until_ms),
+                                    "symbol": symbol.replace("'", "")}))
+    curves: dict[str, list] = {}
+    for name, time, value, position in con.execute(
+            "SELECT symbol, time, CAST(equity - first(equity) OVER (PARTITION BY symbol "
+            "ORDER BY ts) AS DOUBLE), CAST(position AS DOUBLE) FROM equity ORDER BY ts"
+    ).fetchall():
+        curves.setdefault(name, []).append((time, value, position))
     verdicts = [r for r in rows if r["type"] == "pnl" and r["fills"]]  # markouts need fills
     fig, (equity, inventory, markouts) = plt.subplots(3, 1, figsize=(10, 9))
-    if marks:
-        times = [m[0] for m in marks]
-        equity.plot(times, [m[1] for m in marks], color="tab:blue")
-        inventory.fill_between(times, [m[2] for m in marks], step="post", alpha=0.5)
-    equity.set_title("net PnL after fees (quote asset)")
+    for name, points in curves.items():
+        times = [p[0] for p in points]
+        equity.plot(times, [p[1] for p in points], label=name)
+        inventory.step(times, [p[2] for p in points], where="post", label=name)
+    if len(curves) > 1:
+        equity.legend(fontsize="small")
+    equity.set_title("equity since the start: realized − fees + funding + unrealized at mid "
+                     "(quote asset)")
     equity.axhline(0, color="grey", linewidth=0.5)
     inventory.set_title("position (base asset)")
     inventory.axhline(0, color="grey", linewidth=0.5)
