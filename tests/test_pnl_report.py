@@ -18,10 +18,11 @@ from mmkit.lines import check_line
 T0 = 1_795_500_000_000  # 2026-11-24 06:00 UTC
 
 
-def fill(trade_id: int, side: str, price: str, qty: str, fee: str, realized: str, ts: int):
+def fill(trade_id: int, side: str, price: str, qty: str, fee: str, realized: str, ts: int,
+         maker: bool = True):
     return {"type": "fill", "symbol": "ETHUSDC", "ts": ts, "tradeId": trade_id,
             "orderId": trade_id, "clientOrderId": f"mm-t-{trade_id}", "side": side,
-            "price": price, "qty": qty, "maker": True, "commission": fee,
+            "price": price, "qty": qty, "maker": maker, "commission": fee,
             "commissionAsset": "USDC", "realizedPnl": realized, "source": "stream"}
 
 
@@ -238,3 +239,52 @@ def test_plot_writes_a_png(journal_dir, tmp_path):
     result = pnl_report("--journal", str(journal_dir), "--plot", str(png), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_partial_fills_a_flip_and_a_maker_rebate_end_to_end(tmp_path):
+    """The simulator's engine trades a scenario, its fills go to the journal as the venue
+    reports them, and pnl-report adds them up to the hand computation.
+
+    Maker fee −1 bp (a rebate), taker 5 bp. Bid 0.010 at 3000.00 filled in two parts (0.004,
+    0.006): fees −0.0012 and −0.0018. Ask 0.025 at 3010.00 filled at once: closes the long
+    (realized 0.010 × 10 = 0.10) and flips to short 0.015; fee −0.007525. Bought back 0.015
+    at 3005.00 as taker: realized 0.015 × 5 = 0.075, fee 0.0225375. Realized 0.175, fees
+    0.0120125, net 0.1629875; flat at the end."""
+    from decimal import Decimal
+
+    from mmkit.model import DepthDiff, DepthSnapshot, MarketTrade
+    from mmkit.sim.engine import Engine, EngineConfig, OrderRequest
+    from mmkit.sim.instruments import default_specs
+    from mmkit.sim.wire import money
+
+    spec = default_specs(["ETHUSDC"])["ETHUSDC"]
+    e = Engine({"ETHUSDC": spec}, EngineConfig(maker_fee=Decimal("-0.0001"),
+                                                 taker_fee=Decimal("0.0005")))
+    p, q = spec.to_ticks, spec.to_steps
+    t = T0
+    e.apply(DepthSnapshot("ETHUSDC", t, 10, [(p("2999.00"), q("5"))], [(p("3010.50"), q("5"))]))
+    e.place(t, OrderRequest("ETHUSDC", "BUY", "LIMIT", q("0.010"), p("3000.00")))
+    e.apply(MarketTrade("ETHUSDC", t + 1000, 1, p("3000.00"), q("0.004"), True))
+    e.apply(MarketTrade("ETHUSDC", t + 2000, 2, p("3000.00"), q("0.006"), True))
+    e.place(t + 3000, OrderRequest("ETHUSDC", "SELL", "LIMIT", q("0.025"), p("3010.00")))
+    e.apply(MarketTrade("ETHUSDC", t + 4000, 3, p("3010.00"), q("0.025"), False))
+    e.apply(DepthDiff("ETHUSDC", t + 5000, t + 5000, 11, 11, 10, [], [(p("3005.00"), q("1"))]))
+    e.place(t + 6000, OrderRequest("ETHUSDC", "BUY", "LIMIT", q("0.015"), p("3005.00"), "IOC"))
+    assert [f.maker for f in e.fills] == [True, True, True, False]
+
+    root = tmp_path / "journal"
+    journal = Journal(root, "run-scenario")
+    for ts, mid in [(t - 1000, "3004.75"), (t + 7000, "3007.75")]:
+        journal.write(mark(ts, mid))
+    for f in e.fills:
+        journal.write(fill(f.trade_id, f.side, spec.price_str(f.price), spec.qty_str(f.qty),
+                           money(f.commission), money(f.realized_pnl), f.ts, f.maker))
+    journal.close()
+    result = pnl_report("--journal", str(root), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (row,) = [r for r in map(orjson.loads, result.stdout.splitlines()) if r["type"] == "pnl"]
+    assert (row["fills"], row["maker_share"]) == (4, 0.75)
+    assert Decimal(row["realized_pnl"]) == Decimal("0.175")
+    assert Decimal(row["fees"]) == Decimal("0.0120125")
+    assert Decimal(row["net_pnl"]) == Decimal("0.1629875")
+    assert Decimal(row["position_end"]) == 0
