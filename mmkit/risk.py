@@ -111,6 +111,7 @@ class Ledger:
     realized: Fraction = Fraction(0)
     fees: Decimal = Decimal(0)
     other_fees: dict[str, Decimal] = field(default_factory=dict)
+    _fees_exact: Fraction = Fraction(0)  # `fees` as a Fraction, for `total` on every book
 
     def fill(self, side: str, price: int, qty: int) -> Fraction:
         """Book one fill; returns the PnL it realized (quote asset)."""
@@ -137,6 +138,7 @@ class Ledger:
     def fee(self, amount: Decimal, asset: str, quote_assets: Sequence[str]) -> None:
         if asset in quote_assets or not asset:
             self.fees += amount
+            self._fees_exact += Fraction(amount)
         else:
             self.other_fees[asset] = self.other_fees.get(asset, Decimal(0)) + amount
 
@@ -164,7 +166,7 @@ class Ledger:
 
     def total(self, mid: Fraction | None) -> Fraction:
         """Realized + unrealized − fees in the quote asset (fees in other assets excluded)."""
-        return self.realized - Fraction(self.fees) + self.unrealized(mid)
+        return self.realized - self._fees_exact + self.unrealized(mid)
 
 
 # --- helpers for level guards ---------------------------------------------------------------------

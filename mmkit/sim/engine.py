@@ -318,25 +318,26 @@ class Engine:
 
     def _on_diff(self, book: _Book, diff: DepthDiff) -> list[EngineEvent]:
         market = book.market
-        bids = [(p, market.bids.get(p, 0), q) for p, q in diff.bids]
-        asks = [(p, market.asks.get(p, 0), q) for p, q in diff.asks]
+        ours_bid, ours_ask = book.orders[BUY], book.orders[SELL]
+        # queues move only where we rest: look up the old quantity at those levels alone
+        moved = [(BUY, p, market.bids.get(p, 0), q) for p, q in diff.bids if p in ours_bid] + \
+            [(SELL, p, market.asks.get(p, 0), q) for p, q in diff.asks if p in ours_ask]
         market.apply(diff.bids, diff.asks)
-        if book.orders[BUY] or book.orders[SELL]:
-            for price, old, new in bids:
-                self._queue_on_depth(book, BUY, price, old, new)
-            for price, old, new in asks:
-                self._queue_on_depth(book, SELL, price, old, new)
+        for side, price, old, new in moved:
+            self._queue_on_depth(book, side, price, old, new)
         prev = book.last_id
         last = max(diff.last_id, prev + 1)
         book.last_id = last
         delta = BookDelta(
             diff.symbol, diff.ts, diff.first_id, last, prev or diff.prev_id,
-            [(p, self._public(book, BUY, p, q)) for p, _, q in bids],
-            [(p, self._public(book, SELL, p, q)) for p, _, q in asks],
+            [(p, q + book.ours(BUY, p) if p in ours_bid else q) for p, q in diff.bids]
+            if ours_bid else list(diff.bids),
+            [(p, q + book.ours(SELL, p) if p in ours_ask else q) for p, q in diff.asks]
+            if ours_ask else list(diff.asks),
             diff.tx_ts,
         )
         events: list[EngineEvent] = [delta]
-        if book.orders[BUY] or book.orders[SELL]:
+        if ours_bid or ours_ask:
             events += self._match_crossed(book, diff.ts)
         return events
 
