@@ -288,3 +288,20 @@ def test_partial_fills_a_flip_and_a_maker_rebate_end_to_end(tmp_path):
     assert Decimal(row["fees"]) == Decimal("0.0120125")
     assert Decimal(row["net_pnl"]) == Decimal("0.1629875")
     assert Decimal(row["position_end"]) == 0
+
+
+def test_a_run_without_fills_still_gets_its_report(tmp_path):
+    """A short run that quoted but never filled journals marks only: the report shows the
+    period and a verdict that says there is nothing to tell yet, not an error."""
+    root = tmp_path / "journal"
+    journal = Journal(root, "run-quiet")
+    for i in range(3):
+        journal.write(mark(T0 + i * 1000, "3000.00"))
+    journal.close()
+    result = pnl_report("--journal", str(root), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [orjson.loads(x) for x in result.stdout.splitlines()]
+    assert [r["type"] for r in rows] == ["pnl", "verdict"]
+    assert rows[0]["fills"] == 0 and rows[1]["fills"] == 0
+    assert rows[1]["scalping"].startswith("no fills")
+    assert all(check_line(r) == [] for r in rows)

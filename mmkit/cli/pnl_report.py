@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,8 @@ def report(root: Path, since_ms: int, until_ms: int, symbol: str, bucket: str) -
 
     from mmkit.journal import check_version
 
-    if not (root / "fills").is_dir():
-        raise InputError(f"no journal with fills at {root} (run `mmkit run` or `mmkit backtest "
+    if not any((root / table).is_dir() for table in ("fills", "marks", "funding")):
+        raise InputError(f"no journal at {root} (run `mmkit run` or `mmkit backtest "
                          "--journal DIR` first, or pass --journal)", field="journal")
     check_version(root)
     params = {"root": str(root), "since_ms": str(since_ms), "until_ms": str(until_ms),
@@ -71,10 +72,25 @@ def report(root: Path, since_ms: int, until_ms: int, symbol: str, bucket: str) -
             raise InputError(f"no fills, funding or marks in {root} for that range and symbol",
                              field="--since")
         con.execute(_sql("equity.sql", params))
-        return rows + _rows(con, _sql("verdict.sql", params))
+        verdicts = _rows(con, _sql("verdict.sql", params))
+        return rows + verdicts + _no_fill_verdicts(rows, verdicts)
     except duckdb.Error as exc:  # a journal DuckDB cannot read: one line, not a traceback
         raise MmkitError(f"reading the journal at {root} failed: "
                          f"{str(exc).splitlines()[0]}") from None
+
+
+def _no_fill_verdicts(rows: list[dict], verdicts: list[dict]) -> list[dict]:
+    """A symbol that ran (marks, funding) without a fill still gets its verdict line."""
+    answered = {v["symbol"] for v in verdicts}
+    out = []
+    for name in dict.fromkeys(r["symbol"] for r in rows if r["symbol"] not in answered):
+        mine = [r for r in rows if r["symbol"] == name]
+        net = sum(Decimal(r["net_pnl"]) for r in mine)
+        out.append({"type": "verdict", "symbol": name, "ts": mine[-1]["ts"], "fills": 0,
+                    "net_pnl": format(net, "f"), "edge_5s_bps": None, "fee_bps": 0.0,
+                    "edge_after_fees_bps": None, "max_drawdown": None,
+                    "scalping": "no fills in this range: nothing to tell yet"})
+    return out
 
 
 def plot(root: Path, rows: list[dict], since_ms: int, until_ms: int, symbol: str,
@@ -131,6 +147,13 @@ def plot(root: Path, rows: list[dict], since_ms: int, until_ms: int, symbol: str
 
 # A table the journal does not have yet is an empty view of the same shape.
 EMPTY = {
+    "fills": "SELECT NULL::VARCHAR AS symbol, NULL::BIGINT AS tradeId, NULL::BIGINT AS orderId, "
+             "NULL::VARCHAR AS clientOrderId, NULL::VARCHAR AS side, NULL::BIGINT AS ts, "
+             "NULL::TIMESTAMPTZ AS time, NULL::DECIMAL(38, 12) AS price, "
+             "NULL::DECIMAL(38, 12) AS qty, NULL::DECIMAL(38, 12) AS notional, "
+             "NULL::INTEGER AS sign, NULL::BOOLEAN AS maker, NULL::DECIMAL(38, 12) AS fee, "
+             "NULL::VARCHAR AS fee_asset, NULL::DECIMAL(38, 12) AS realized_pnl, "
+             "NULL::VARCHAR AS run WHERE false",
     "marks": "SELECT NULL::VARCHAR AS symbol, NULL::BIGINT AS ts, NULL::TIMESTAMPTZ AS time, "
              "NULL::DECIMAL(38, 12) AS mid, NULL::DECIMAL(38, 12) AS position, "
              "NULL::DECIMAL(38, 12) AS net_pnl, NULL::VARCHAR AS run WHERE false",
@@ -173,8 +196,6 @@ def _rows(con, sql: str) -> list[dict[str, Any]]:
 
 
 def _plain(value: Any) -> Any:
-    from decimal import Decimal
-
     if isinstance(value, Decimal):
         return format(value.normalize(), "f") if value else "0"
     return value
