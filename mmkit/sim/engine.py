@@ -314,7 +314,7 @@ class Engine:
         if book.last_id and (bids or asks) and first > 1:
             events.append(self._delta(book, snap.ts, first, bids, asks))
         events += self._match_crossed(book, snap.ts)
-        return events
+        return _one_delta(events)
 
     def _on_diff(self, book: _Book, diff: DepthDiff) -> list[EngineEvent]:
         market = book.market
@@ -336,10 +336,9 @@ class Engine:
             if ours_ask else list(diff.asks),
             diff.tx_ts,
         )
-        events: list[EngineEvent] = [delta]
-        if ours_bid or ours_ask:
-            events += self._match_crossed(book, diff.ts)
-        return events
+        if not (ours_bid or ours_ask):
+            return [delta]
+        return _one_delta([delta, *self._match_crossed(book, diff.ts)])
 
     def _public(self, book: _Book, side: str, price: int, market_qty: int) -> int:
         orders = book.orders[side]
@@ -982,3 +981,21 @@ def _copy(obj):
     new = object.__new__(type(obj))
     new.__dict__.update(obj.__dict__)
     return new
+
+
+def _one_delta(events: list[EngineEvent]) -> list[EngineEvent]:
+    """A feed event's book change and what matching it against our orders did, as one delta
+    (in the first one's place): the public book is never seen crossed in between, as on
+    Binance, where a crossing order trades before the book is published."""
+    deltas = [e for e in events if isinstance(e, BookDelta)]
+    if len(deltas) < 2:
+        return events
+    first, last = deltas[0], deltas[-1]
+    bids, asks = dict(first.bids), dict(first.asks)
+    for delta in deltas[1:]:
+        bids.update(delta.bids)
+        asks.update(delta.asks)
+    merged = BookDelta(first.symbol, first.ts, first.first_id, last.last_id, first.prev_id,
+                       list(bids.items()), list(asks.items()), first.tx_ts)
+    return [merged if e is first else e for e in events if e is first
+            or not isinstance(e, BookDelta)]
