@@ -237,3 +237,22 @@ def test_modified_reduce_only_order_expires_once_the_position_is_closed():
     assert e.positions[S].amount == 0
     snap = e.depth(S, 5)
     assert snap.bids[0][0] < snap.asks[0][0]
+
+
+def test_a_diff_crossing_our_order_publishes_one_uncrossed_delta():
+    """The feed puts an ask below our resting bid: we fill as maker, and the public book
+    goes out as one delta that already holds the match (never crossed in between)."""
+    from mmkit.book import OrderBook
+    from mmkit.sim.engine import BookDelta
+
+    e = engine()
+    order, _ = e.place(2, limit("BUY", BID, qty=10))
+    snapshot = e.depth("ETHUSDC", 1000)
+    book = OrderBook()
+    book.load(snapshot.bids, snapshot.asks)
+    events = e.apply(DepthDiff("ETHUSDC", 3, 3, 101, 101, 100, [], [(BID, 6)]))
+    deltas = [x for x in events if isinstance(x, BookDelta)]
+    assert len(deltas) == 1 and order.executed_qty == 6
+    book.apply(deltas[0].bids, deltas[0].asks)
+    assert not book.crossed
+    assert book.best_bid == BID and book.best_ask == ASK
