@@ -36,7 +36,7 @@ One symbol, ETHUSDC, over `--days` days (default 30) from 2026-10-01 09:30 UTC:
   restarted `mmkit run` does. So both sides must skip torn lines and count a fill once.
 Generation time and the journal's size are printed, apart.
 
-2. DuckDB: `mmkit.cli.pnl_report.report(root, 0, 2**62, "ETHUSDC", "day")`, timed as one
+2. DuckDB: `mmkit.report.report(root, 0, 2**62, "ETHUSDC", "day")`, timed as one
 call: a fresh in-memory connection, the views of sql/views.sql, sql/pnl_report.sql (one row per
 UTC day with fills, funding or marks: fills, maker share, volume, realized, fees, funding, net,
 spread capture at the mark at or before the fill, markouts at the mark at or before fill +
@@ -91,7 +91,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mmkit.cli import pnl_report as pr  # noqa: E402
+from mmkit import report as pr  # noqa: E402
 
 SYMBOL = "ETHUSDC"
 START = dt.datetime(2026, 10, 1, 9, 30, tzinfo=dt.UTC)
