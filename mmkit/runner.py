@@ -349,8 +349,11 @@ class Runner:
             if not self._book_ready.is_set():
                 return
             self._book_ready.clear()
+            sent = self.client.requests
             if self._book is not None:
                 await self.decide(self._book)
+            if self.client.requests == sent:
+                return  # nothing went to the venue: nothing new can come back
             published = await self._sim("GET", "published")
 
     async def _caught_up(self, published: dict) -> None:
