@@ -36,7 +36,8 @@ def exchange() -> None:
 @click.option("--speed", default=1.0, show_default=True, type=float,
               help="Venue time per wall time (10 = ten times faster).")
 @click.option("--step", is_flag=True, help="Step mode: venue time moves only by POST "
-                                           "/_sim/step?ms=N.")
+                                           "/_sim/step?ms=N or ?events=N (what `mmkit run "
+                                           "--lockstep` does).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Makes a run reproducible.")
 @click.option("--balance", default="100", show_default=True,
               help="Starting wallet balance of each margin asset (USDC, USDT).")
@@ -108,7 +109,7 @@ def serve(host, port, markets, files, symbols, speed, step, seed, balance, fees,
     click.echo(f"mmkit exchange: REST http://{shown}:{server.port}  WS ws://{shown}:{server.port}"
                f"  symbols {','.join(specs)}  market {describe(sources)}"
                f"{'  (no feed: ' + ','.join(unfed) + ')' if unfed else ''}  speed {speed:g}"
-               f"{'  step mode (POST /_sim/step?ms=N)' if step else ''}  API key "
+               f"{'  step mode (POST /_sim/step?ms=N|events=N; mmkit run --lockstep)' if step else ''}  API key "
                f"{SIM_API_KEY[:12]}… (the simulator's public test key, mmkit.sim.venue."
                "SIM_API_KEY/SIM_API_SECRET; `mmkit --venue sim` uses it)", err=True)
     signal.signal(signal.SIGTERM, _interrupt)  # systemd's stop: like Ctrl-C, exit 0
