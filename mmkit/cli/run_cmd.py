@@ -114,7 +114,9 @@ def _start_simulator(symbol: str, speed: float, seed: int, lockstep: bool = Fals
         raise click.UsageError(f"the embedded simulator lists {', '.join(default_specs())}, "
                                f"not {symbol}")
     clock = VenueClock(speed=speed, step_mode=lockstep)
-    market = iter(SyntheticMarket(specs[symbol], seed=seed, start_ms=clock.now()))
+    # in lockstep the venue takes the market's time: the backtester's synthetic market then
+    start = {} if lockstep else {"start_ms": clock.now()}
+    market = iter(SyntheticMarket(specs[symbol], seed=seed, **start))
     venue = Venue(specs, market, config=EngineConfig(seed=seed), clock=clock, seed=seed)
     return ServerThread(venue, "127.0.0.1", 0).start()
 
