@@ -418,15 +418,17 @@ def _bps(fraction: Fraction) -> str:
 # --- the engine -----------------------------------------------------------------------------------
 
 class _Window:
-    """(ts, value, weight) samples in a time window with running sums: a weighted mean."""
+    """(ts, value, weight) samples in a time window with running sums: a weighted mean. Values
+    are integers in units of 1/`scale` tick (exact, and much cheaper than Fractions)."""
 
-    def __init__(self, span_ms: int):
+    def __init__(self, span_ms: int, scale: int = 1):
         self.span = span_ms
-        self.items: deque[tuple[int, Fraction, int]] = deque()
-        self.sum = Fraction(0)
+        self.scale = scale
+        self.items: deque[tuple[int, int, int]] = deque()
+        self.sum = 0
         self.weight = 0
 
-    def add(self, ts: int, value: Fraction, weight: int = 1) -> None:
+    def add(self, ts: int, value: int, weight: int = 1) -> None:
         self.items.append((ts, value, weight))
         self.sum += value * weight
         self.weight += weight
@@ -438,7 +440,7 @@ class _Window:
             self.weight -= weight
 
     def mean(self) -> Fraction | None:
-        return self.sum / self.weight if self.weight else None
+        return Fraction(self.sum, self.weight * self.scale) if self.weight else None
 
 
 class _Range:
@@ -446,10 +448,10 @@ class _Range:
 
     def __init__(self, span_ms: int):
         self.span = span_ms
-        self.high: deque[tuple[int, Fraction]] = deque()
-        self.low: deque[tuple[int, Fraction]] = deque()
+        self.high: deque[tuple[int, int]] = deque()
+        self.low: deque[tuple[int, int]] = deque()
 
-    def add(self, ts: int, value: Fraction) -> tuple[Fraction, Fraction]:
+    def add(self, ts: int, value: int) -> tuple[int, int]:
         while self.high and self.high[-1][1] <= value:
             self.high.pop()
         while self.low and self.low[-1][1] >= value:
@@ -492,7 +494,7 @@ class RiskEngine:
         self._last_emergency: int | None = None
         self._orders: deque[tuple[int, int]] = deque()
         self._fills = _Window(limits.vwap_window_ms)
-        self._mids = _Window(limits.vwap_window_ms)
+        self._mids = _Window(limits.vwap_window_ms, scale=2)  # mids in half ticks
         self._range = _Range(limits.shock_window_ms)
         self._pending: list[RiskEvent] = []
         self._last_acts: set[tuple[str, str, str]] = set()
@@ -568,13 +570,15 @@ class RiskEngine:
         self.book = book
         if book.stale or book.best_bid is None or book.best_ask is None:
             return events
-        self.mid = Fraction(book.best_bid + book.best_ask, 2)
+        mid2 = book.best_bid + book.best_ask  # half ticks: exact integer arithmetic
+        self.mid = Fraction(mid2, 2)
         if self.ledger.position and self.ledger.entry is None:
             self.ledger.entry = self.mid  # an adopted position, valued when first seen
-        self._mids.add(book.ts, self.mid)
+        self._mids.add(book.ts, mid2)
         self._mids.prune(book.ts)
-        low, high = self._range.add(book.ts, self.mid)
-        if self.mode != HALTED and high - low > self.limits.shock * low:
+        low2, high2 = self._range.add(book.ts, mid2)
+        if self.mode != HALTED and high2 - low2 > self.limits.shock * low2:
+            low, high = Fraction(low2, 2), Fraction(high2, 2)
             events += self._halt("shock", (
                 f"mid moved {_bps((high - low) / low)} bps ({self.price_text(low)} .. "
                 f"{self.price_text(high)}) within {self.limits.shock_window_ms} ms, max "
@@ -589,7 +593,7 @@ class RiskEngine:
         self.ledger.fill(fill.side, fill.price, fill.qty)
         self.ledger.fee(fill.commission, fill.commission_asset, self._quote_assets)
         self.daily_notional += self.spec.notional(fill.price, fill.qty)
-        self._fills.add(fill.ts, Fraction(fill.price), fill.qty)
+        self._fills.add(fill.ts, fill.price, fill.qty)
         events += self._check_losses(fill.ts)
         return events + self._refresh_mode(fill.ts)
 
@@ -747,22 +751,26 @@ class RiskEngine:
         if self.mode in (NORMAL, REDUCE_ONLY):
             p, limits = self.position, self.limits
             heavy = p != 0 and abs(p) >= limits.reduce_only_threshold * limits.max_position
-            detail = (f"position {self.qty_text(p)}, threshold "
-                      f"{_frac_to_dec(limits.reduce_only_threshold).normalize():f} × max "
-                      f"{self.spec.qty_str(limits.max_position)}")
             if heavy and self.mode == NORMAL:
                 self.mode = REDUCE_ONLY
                 events.append(RiskEvent("reduce_only", "reduce_only", (
-                    f"{detail}: only reducing orders, reduceOnly=true; the order manager "
-                    "cancels the resting orders first, then places"), ts))
+                    f"{self._reduce_only_detail()}: only reducing orders, reduceOnly=true; the "
+                    "order manager cancels the resting orders first, then places"), ts))
             elif not heavy and self.mode == REDUCE_ONLY:
                 self.mode = NORMAL
-                events.append(RiskEvent("reduce_only", "resume", f"{detail}: both sides", ts))
+                events.append(RiskEvent("reduce_only", "resume",
+                                        f"{self._reduce_only_detail()}: both sides", ts))
         if self.mode != REDUCE_ONLY:
             for guard in self.guards:
                 if isinstance(guard, ProfitableCloseGuard):
                     guard.reset()
         return events
+
+    def _reduce_only_detail(self) -> str:
+        limits = self.limits
+        return (f"position {self.qty_text(self.position)}, threshold "
+                f"{_frac_to_dec(limits.reduce_only_threshold).normalize():f} × max "
+                f"{self.spec.qty_str(limits.max_position)}")
 
     def _roll_day(self, ts: int) -> list[RiskEvent]:
         if self.day is None:
