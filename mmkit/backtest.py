@@ -304,13 +304,19 @@ class Backtest:
                 self._deliver(lambda line=line, fill=fill: self._on_update(line, fill))
 
     def _book_changed(self) -> None:
+        """The book as it is now travels to the bot; it sees it only when it arrives (a
+        decision never sees a change that is still on its way)."""
         depth = self.engine.depth(self.symbol, self.levels)
         arrives = self._market_due()
-        self._latest_book = BookTop(self.symbol, depth.ts, arrives, depth.last_update_id,
-                                    False, depth.bids, depth.asks)
+        view = BookTop(self.symbol, depth.ts, arrives, depth.last_update_id, False,
+                       depth.bids, depth.asks)
+        self._later(arrives - self.now, lambda: self._book_arrives(view))
+
+    def _book_arrives(self, view: BookTop) -> None:
+        self._latest_book = view
         if not self._book_pending:
             self._book_pending = True
-            self._later(arrives - self.now, self._decide, decision=True)
+            self._later(0, self._decide, decision=True)
 
     def _account_change(self, event: AccountChange) -> None:
         if event.reason == "FUNDING_FEE" and event.symbol == self.symbol:

@@ -258,3 +258,20 @@ def test_cli_two_recordings_give_a_row_per_symbol(shared_data, tmp_path):
     refused = mmkit("backtest", "--data", data[0], "--data", data[1], "--symbol", "ETHUSDT",
                     cwd=tmp_path)
     assert refused.returncode == 2 and b"holds ETHUSDT, BTCUSDT, not ETHUSDT" in refused.stderr
+
+
+def test_a_decision_never_sees_a_book_still_on_its_way(shared_data):
+    """With 20 ms of market-data latency, every book a decision reads changed at least 20 ms
+    before it (no look-ahead: later changes are still travelling)."""
+    bt = Backtest(ETHUSDT, symbol_config("ETHUSDT"), latency=Latency(5, 20))
+    seen: list[tuple[int, int]] = []
+    on_book = bt.strategy.on_book
+
+    def watch(book):
+        seen.append((bt.now, book.ts))
+        return on_book(book)
+
+    bt.strategy.on_book = watch
+    bt.run(open_market(shared_data / RECORDING, ETHUSDT))
+    assert len(seen) > 1000
+    assert all(now - changed >= 20 for now, changed in seen)
