@@ -23,9 +23,10 @@ from mmkit.stream import LineWriter
 @click.command("backtest")
 @click.option("--data", "data", multiple=True, metavar="FILE", type=click.Path(dir_okay=False),
               help="A recording (mmkit .jsonl[.gz] or hftbacktest .gz); repeat for a "
-                   "session's continuation files. Default: the synthetic market.")
-@click.option("--symbol", metavar="SYMBOL", help="Symbol (default: the recording's, or "
-              "ETHUSDC for the synthetic market).")
+                   "session's continuation files, or for other symbols (one account). "
+                   "Default: the synthetic market.")
+@click.option("--symbol", metavar="SYMBOL[,SYMBOL]", help="Symbol (default: the recording's, "
+              "or ETHUSDC for the synthetic market); A,B trades both on one account.")
 @click.option("--duration", default="1h", show_default=True, metavar="DURATION",
               help="Synthetic market only: how much market to generate.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Synthetic market seed.")
@@ -63,6 +64,7 @@ def backtest(ctx: click.Context, data: tuple[str, ...], symbol: str | None, dura
       mmkit backtest --duration 6h --seed 3 --set strategy.spreadTicks=4 --table
       mmkit backtest --data eth.jsonl.gz --grid strategy.spreadTicks=1,2,4 \\
         --grid strategy.skew=0.5,1 --table
+      mmkit backtest --data eth.gz --data btc.gz --latency journal:journal
     """
     from mmkit.cli.quote import settings_tree
 
