@@ -8,7 +8,6 @@ what would be sent against the state as it would then be.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -269,8 +268,3 @@ def _chunks(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
-
-async def gather_quietly(*tasks: asyncio.Task) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from mmkit.errors import ConfigError, MmkitError, NetworkError, VenueError
+from mmkit.tasks import cancel_and_wait
 
 log = logging.getLogger("mmkit.run")
 
@@ -172,8 +173,7 @@ class Runner:
                 if task.exception() is not None:
                     raise task.exception()
         finally:
-            decide.cancel()
-            await asyncio.gather(decide, return_exceptions=True)
+            await cancel_and_wait(decide)
 
     async def stop(self) -> None:
         """Cancel everything we have resting, switch the dead-man's switch off, stop tasks."""
@@ -186,9 +186,7 @@ class Runner:
             with contextlib.suppress(VenueError, NetworkError):
                 await self.client.countdown_cancel_all(self.symbol, 0)
         finally:
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await cancel_and_wait(*self._tasks)
             log.info("run_stop symbol=%s fills=%d position=%s", self.symbol, self.status.fills,
                      self.status.position, extra={"symbol": self.symbol})
 

@@ -111,9 +111,11 @@ class RestClient:
         self.backoff_s = backoff_s
         self.limits = Limits.defaults(headroom)
         self.clock = ClockOffset()
-        # a simulator stepped by its client (`run --lockstep`): venue time is what it says,
-        # for timestamps and the rate-limit windows alike
+        # a simulator stepped by its client (`run --lockstep`) or sped up (`run --speed`):
+        # venue time is what this says, for timestamps and the rate-limit windows alike, and
+        # a throttle waiting for a window to roll sleeps `venue_speed` times less wall time
         self.venue_clock: Callable[[], int] | None = None
+        self.venue_speed = 1.0
         self.banned_until = 0.0
         self.requests = 0
         self.retries = 0
@@ -286,7 +288,7 @@ class RestClient:
         if wait > 0:
             log.info("throttling %d ms to stay under the venue's limits", wait)
             self.throttled_ms += wait
-            await self._sleep(wait / 1000)
+            await self._sleep(wait / 1000 / self.venue_speed)
 
     async def _backoff(self, attempt: int, retry_after: float | None) -> None:
         self.retries += 1

@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -154,8 +155,7 @@ class StreamClient:
                 if pending is None and age >= self.max_age:
                     pending = await self._open()
                 try:
-                    conn_id, raw, recv_ms = await asyncio.wait_for(self._queue.get(),
-                                                          self._wait(age, pending is None))
+                    conn_id, raw, recv_ms = await self._get(self._wait(age, pending is None))
                 except TimeoutError:
                     if pending is None and self._clock() - born >= self.max_age:
                         continue  # time to rotate, not silence
@@ -185,6 +185,15 @@ class StreamClient:
         finally:
             for conn_id in list(self._readers):
                 self._close(conn_id)
+
+    async def _get(self, timeout: float | None) -> tuple[int, Any, int]:
+        """The next queued item within `timeout` seconds. `asyncio.timeout`, not `wait_for`:
+        3.11's wait_for can swallow a cancellation racing a message (gh-86296), and a stream
+        cancelled that way would wait forever for messages that no longer come."""
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        async with asyncio.timeout(timeout):
+            return await self._queue.get()
 
     def _wait(self, age: float, rotation_due_next: bool) -> float | None:
         """How long to wait for the next message: until silence, or until the rotation is due."""

@@ -15,6 +15,7 @@ import click
 from mmkit.cli.common import load, run
 from mmkit.cli.market_data import parse_interval_ms
 from mmkit.stream import LineWriter
+from mmkit.tasks import cancel_and_wait
 
 
 @click.command("run")
@@ -167,6 +168,8 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
         def venue_ms() -> int:
             return start_venue + int((time.time() - start_wall) * 1000 * wall_scale)
 
+        if wall_scale != 1:  # the venue counts its rate-limit windows in venue time
+            client.venue_clock, client.venue_speed = venue_ms, wall_scale
         step_clock = None
         if lockstep:  # venue time is what the venue's last step said
             venue_ms = client.venue_clock = step_clock = StepClock(await _step_mode_time(client))
@@ -194,8 +197,7 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await runner.stop()
             if status_task is not None:
-                status_task.cancel()
-                await asyncio.gather(status_task, return_exceptions=True)
+                await cancel_and_wait(status_task)
             if http is not None:
                 http.shutdown()
             journal.write(_summary(runner, out, as_lines))

@@ -14,6 +14,7 @@ import click
 from mmkit.cli.common import load, rest_client, run
 from mmkit.errors import ConfigError, InputError
 from mmkit.stream import LineWriter, Sequence, read_lines
+from mmkit.tasks import cancel_and_wait
 
 log = logging.getLogger("mmkit.send")
 
@@ -236,8 +237,7 @@ class SendSession:
         finally:
             if self.user_task is not None:
                 await asyncio.sleep(0.2)  # the last fills of the cancels' race
-                self.user_task.cancel()
-                await asyncio.gather(self.user_task, return_exceptions=True)
+                await cancel_and_wait(self.user_task)
             c = self.manager.counters
             print(f"mmkit send: {c.placed} placed, {c.modified} modified, {c.rejected} rejected "
                   f"({c.post_only_rejects} post-only), {c.local_rejects} refused locally, "

@@ -1,0 +1,66 @@
+"""Shutdown never hangs on a swallowed cancellation (Python 3.11's wait_for, gh-86296), and the
+README's quick look, `mmkit run --duration … --speed …`, ends by itself on either event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from mmkit.tasks import cancel_and_wait
+
+
+def test_cancel_and_wait_outlasts_a_swallowed_cancellation():
+    async def stubborn(log: list[str]) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            log.append("swallowed")  # what a racing wait_for does to a cancellation
+        await asyncio.sleep(30)
+
+    async def main() -> list[str]:
+        log: list[str] = []
+        task = asyncio.create_task(stubborn(log))
+        await asyncio.sleep(0)
+        await asyncio.wait_for(cancel_and_wait(task, recancel_s=0.05), 5)
+        assert task.cancelled()
+        return log
+
+    assert asyncio.run(main()) == ["swallowed"]
+
+
+def test_cancel_and_wait_keeps_quiet_about_failures():
+    async def failing() -> None:
+        raise ValueError("already failed")
+
+    async def main() -> None:
+        task = asyncio.create_task(failing())
+        await asyncio.sleep(0)
+        await cancel_and_wait(task)
+
+    asyncio.run(main())
+
+
+LOOPS = ["asyncio", pytest.param("uvloop", marks=pytest.mark.skipif(
+    importlib.util.find_spec("uvloop") is None, reason="uvloop not installed (mmkit[fast])"))]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_embedded_run_ends_after_its_duration(tmp_path, loop):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MM_", "MMKIT_"))}
+    env["MMKIT_LOOP"] = loop
+    result = subprocess.run([sys.executable, "-m", "mmkit", "run", "--duration", "2m",
+                             "--speed", "20", "--lines", "--metrics", "off"],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [orjson.loads(line) for line in result.stdout.splitlines()]
+    summary = lines[-1]
+    assert summary["type"] == "summary"
+    assert 120 <= summary["venueSeconds"] < 240, summary
+    assert summary["quotes"] > 0 and summary["orders"] > 0
+    assert "mmkit pnl-report" in result.stderr
