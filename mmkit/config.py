@@ -164,7 +164,9 @@ def _listen(value: Any) -> str:
     return value
 
 
-def _opt(default: Any, parse: Callable[[Any], Any], secret: bool = False):
+def _opt(default: Any, parse: Callable[[Any], Any], secret: str | None = None):
+    """`secret`: "hint" shows which one it is (an API key: first 4 characters and the
+    length), "hide" only that it is set (a signing secret: nothing of it, ever)."""
     return field(default=default, metadata={"parse": parse, "secret": secret})
 
 
@@ -176,8 +178,8 @@ def _sub(cls: type):
 
 @dataclass(frozen=True, repr=False)
 class GatewayConfig:
-    api_key: str | None = _opt(None, _text(optional=True, secret=True), secret=True)
-    api_secret: str | None = _opt(None, _text(optional=True, secret=True), secret=True)
+    api_key: str | None = _opt(None, _text(optional=True, secret=True), secret="hint")
+    api_secret: str | None = _opt(None, _text(optional=True, secret=True), secret="hide")
     private_key_file: str | None = _opt(None, _text(optional=True))
     venue: str = _opt("sim", _choice(*VENUE_URLS))
     base_url: str | None = _opt(None, _url("http", "https"))
@@ -377,8 +379,9 @@ def _plain(obj: Any) -> Any:
         out = {}
         for f in fields(obj):
             value = getattr(obj, f.name)
-            secret = f.metadata.get("secret") and value is not None
-            out[_camel(f.name)] = signing.mask(value) if secret else _plain(value)
+            secret = f.metadata.get("secret") if value is not None else None
+            out[_camel(f.name)] = (signing.mask(value) if secret == "hint" else
+                                   "<set>" if secret == "hide" else _plain(value))
         return out
     if isinstance(obj, dict):
         return {key: _plain(value) for key, value in obj.items()}

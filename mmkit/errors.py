@@ -44,9 +44,12 @@ class VenueError(MmkitError):
     """The venue answered with a Binance error body `{"code": .., "msg": ..}`."""
 
     exit_code = EXIT_REJECTED
+    INPUT_CODES = {-1121}  # "Invalid symbol.": the user's input, like any unknown symbol
 
     def __init__(self, code: int, msg: str, status: int = 400, path: str | None = None):
         self.code, self.msg, self.status, self.path = code, msg, status, path
+        if code in self.INPUT_CODES:
+            self.exit_code = EXIT_USAGE
         where = f" ({path})" if path else ""
         super().__init__(f"venue error {code}: {msg}{where}")
 

@@ -85,10 +85,12 @@ def test_symbol_constraints(sim, tmp_path):
             "multiplierUp", "multiplierDown", "orderTypes"} <= set(row)
 
 
-def test_unknown_symbol_is_a_one_line_usage_error(sim, tmp_path):
-    result = mmkit(sim.base_url, "symbol", "NOPE", cwd=tmp_path)
+@pytest.mark.parametrize("command", ["symbol", "position"])
+def test_unknown_symbol_is_a_one_line_usage_error(sim, tmp_path, command):
+    result = mmkit(sim.base_url, command, "NOPE", cwd=tmp_path)
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.count("\n") == 1 and "NOPE" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "NOPE" in result.stderr or "-1121" in result.stderr
 
 
 def test_table_renders_the_same_rows(sim, tmp_path):

@@ -377,7 +377,9 @@ def test_redacted_masks_key_and_secret():
     shown = config.redacted()
     text = orjson.dumps(shown).decode() + repr(config) + str(config.gateway)
     assert SECRET not in text and API_KEY not in text
-    assert shown["gateway"]["apiSecret"].startswith(SECRET[:4])
+    assert shown["gateway"]["apiKey"].startswith(API_KEY[:4])  # which key: a hint
+    assert shown["gateway"]["apiSecret"] == "<set>"  # of the secret: nothing at all
+    assert SECRET[:4] not in text.replace(API_KEY[:4], "")
     assert shown["symbols"]["ETHUSDC"]["strategy"]["baseSize"] == "0.010"
     assert "source" not in shown
 

@@ -264,6 +264,46 @@ def test_unknown_execution_status_surfaces_the_client_order_id(server):
     assert err.value.client_order_id == "mm-abc-1" and "mm-abc-1" in str(err.value)
 
 
+@pytest.mark.parametrize("status, body", [
+    (500, {"code": -1000, "msg": "An unknown error occurred while processing the request."}),
+    (502, "<html>Bad Gateway</html>"),
+    (504, {}),
+    (408, {}),
+    (503, {"code": -1000, "msg": "Unknown error, please check your request or try again later."}),
+])
+def test_an_order_answered_by_a_backend_failure_has_an_unknown_outcome(server, status, body):
+    server.script("POST", "/fapi/v1/order", (status, body, {}))
+
+    async def go():
+        async with client_for(server) as client:
+            await client.place_order(symbol="ETHUSDT", side="BUY", type="LIMIT",
+                                     timeInForce="GTC", quantity="0.010", price="2000",
+                                     newClientOrderId="mm-abc-2")
+
+    with pytest.raises(OutcomeUnknown) as err:
+        run(go())
+    assert err.value.client_order_id == "mm-abc-2" and err.value.exit_code == 4
+    assert [r["path"] for r in server.seen].count("/fapi/v1/order") == 1
+
+
+@pytest.mark.parametrize("body", [
+    {"code": -1000, "msg": "Service Unavailable."},
+    {"code": -1000, "msg": "Internal error; unable to process your request. Please try again."},
+    {"code": -1008, "msg": "Request throttled by system-level protection."},
+])
+def test_an_order_the_venue_says_it_never_ran_is_a_plain_failure(server, body):
+    server.script("POST", "/fapi/v1/order", (503, body, {}))
+
+    async def go():
+        async with client_for(server) as client:
+            await client.place_order(symbol="ETHUSDT", side="BUY", type="LIMIT",
+                                     timeInForce="GTC", quantity="0.010", price="2000")
+
+    with pytest.raises(VenueError) as err:
+        run(go())
+    assert not isinstance(err.value, OutcomeUnknown) and err.value.status == 503
+
+
 def test_order_timeout_is_outcome_unknown_never_resent(server):
     server.script("POST", "/fapi/v1/order", (200, {"orderId": 2}, {}, 1.0))
 

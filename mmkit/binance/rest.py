@@ -36,9 +36,12 @@ from mmkit.errors import ConfigError, NetworkError, OutcomeUnknown, RateLimited,
 
 log = logging.getLogger(__name__)
 
-# 503 bodies/codes after which an order may or may not exist (reference §0, error codes).
+# After a 408 or a 5xx an order may or may not exist (Binance: "do NOT treat this as a failure;
+# the execution status is UNKNOWN"), except the 503s that say it never reached the engine
+# (reference §0, error codes). -1006/-1007 say unknown whatever the status.
 UNKNOWN_OUTCOME_CODES = {-1006, -1007}
-UNKNOWN_OUTCOME_503 = "Unknown error"
+DEFINITE_FAILURE_503 = ("Service Unavailable", "Internal error; unable to process")
+DEFINITE_FAILURE_CODES = {-1008}  # throttled by system protection: not executed
 ORDER_PATHS = {"/fapi/v1/order", "/fapi/v1/batchOrders"}
 CLIENT_ORDER_ID_PREFIX = "mm"
 
@@ -276,9 +279,8 @@ class RestClient:
             raise RateLimited(code, msg, status, retry_after, path)
         if self.credentials is not None:
             msg = self.credentials.redact(msg)
-        outcome_unknown = code in UNKNOWN_OUTCOME_CODES or (
-            status == 503 and UNKNOWN_OUTCOME_503 in msg)
-        if outcome_unknown and method in ("POST", "PUT") and path in ORDER_PATHS:
+        if method in ("POST", "PUT") and path in ORDER_PATHS and \
+                _outcome_unknown(status, code, msg):
             raise OutcomeUnknown(f"{method} {path}: venue said {code} {msg}",
                                  _client_order_id(params))
         raise VenueError(code, msg, status, path)
@@ -443,6 +445,15 @@ def _reason(exc: Exception) -> str:
     """httpx's own words, without any URL (a query could carry a signature)."""
     text = str(exc).split(" for url ")[0].strip()
     return text or type(exc).__name__
+
+
+def _outcome_unknown(status: int, code: int, msg: str) -> bool:
+    if code in UNKNOWN_OUTCOME_CODES:
+        return True
+    if code in DEFINITE_FAILURE_CODES or (status == 503 and any(
+            text in msg for text in DEFINITE_FAILURE_503)):
+        return False
+    return status == 408 or status >= 500
 
 
 def _client_order_id(params: dict[str, Any]) -> str | None:
