@@ -98,10 +98,59 @@ def test_reduce_only_must_reduce():
 
 def test_self_trade_prevention_expires_our_maker_by_default():
     e = engine()
+    e.apply(DepthDiff(S, 2, 2, 101, 101, 100, [], [(ASK, 0)]))  # nobody ahead of our ask
     maker, _ = e.place(2, limit("SELL", ASK))
-    taker, _ = e.place(3, limit("BUY", ASK, tif="IOC"))
+    taker, events = e.place(3, limit("BUY", ASK + 1, tif="IOC"))
     assert maker.status == "EXPIRED_IN_MATCH" and maker.expire_reason == 1
     assert taker.executed_qty == 10 and e.fills[-1].order_id == taker.order_id
+    assert e.fills[-1].price == ASK + 1  # the taker went on past our expired maker
+    assert _chained(events)  # one delta for the expired maker and the level taken
+
+
+def _chained(events) -> bool:
+    """The book deltas among `events` follow each other on one id chain, in list order."""
+    from itertools import pairwise
+
+    from mmkit.sim.engine import BookDelta
+
+    deltas = [x for x in events if isinstance(x, BookDelta)]
+    return all(b.prev_id == a.last_id for a, b in pairwise(deltas))
+
+
+def test_a_taker_fills_from_the_queue_ahead_of_our_order_without_self_trade_prevention():
+    """Audit: our ask queued behind 1000 of the market's; an IOC bid of ours for less than
+    that fills from the market and never reaches our ask, so STP does not fire."""
+    e = engine()
+    maker, _ = e.place(2, limit("SELL", ASK))  # behind the 1000 displayed at the ask
+    taker, events = e.place(3, limit("BUY", ASK, tif="IOC"))
+    assert taker.status == "FILLED" and [f.order_id for f in e.fills] == [taker.order_id]
+    assert maker.status == "NEW" and maker.queue_ahead == 990
+    assert e.depth(S, 1).asks[0] == (ASK, 1000)  # 990 of the market's + our 10
+    assert _chained(events)
+
+
+@pytest.mark.parametrize("mode, maker_status, taker_status, filled_from_us", [
+    ("EXPIRE_MAKER", "EXPIRED_IN_MATCH", "EXPIRED", 0),
+    ("EXPIRE_TAKER", "NEW", "EXPIRED_IN_MATCH", 0),
+    ("EXPIRE_BOTH", "EXPIRED_IN_MATCH", "EXPIRED_IN_MATCH", 0),
+    ("NONE", "PARTIALLY_FILLED", "FILLED", 5),
+])
+def test_self_trade_prevention_applies_when_the_taker_reaches_our_order(
+        mode, maker_status, taker_status, filled_from_us):
+    """The taker first takes the 1000 ahead of our ask; then it meets our order, and only
+    then does the STP mode act (NONE: the two trade; nothing of ours trades out of turn)."""
+    e = engine("risk_averse", "1000000")
+    maker, _ = e.place(2, limit("SELL", ASK))
+    taker, events = e.place(3, limit("BUY", ASK, 1005, "IOC", stp_mode=mode))
+    assert (maker.status, taker.status) == (maker_status, taker_status)
+    market_fills = [f for f in e.fills if f.order_id == taker.order_id and f.qty == 1000]
+    assert len(market_fills) == 1 and market_fills[0].price == ASK
+    assert maker.executed_qty == filled_from_us
+    assert taker.executed_qty == 1000 + filled_from_us
+    assert e.books[S].market.asks.get(ASK, 0) == 0
+    if maker.is_open:
+        assert maker.queue_ahead == 0
+    assert _chained(events)
 
 
 def test_modify_requeues_and_reports_amendment():
@@ -169,45 +218,54 @@ actions = st.lists(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(actions=actions, model=st.sampled_from(["risk_averse", "prob_power"]))
 def test_invariants_hold_under_random_flow(actions, model):
+    from mmkit.sim.engine import BookDelta
+
     e = engine(model, "100000")
     ts, update_id, trade_id = 10, 100, 1
     mid = (BID + ASK) // 2
+    last_id = e.books[S].last_id
     for action in actions:
         ts += 1
         kind = action[0]
+        events = []
         try:
             if kind == "place":
                 _, side, offset, qty, tif, reduce = action
-                e.place(ts, limit(side, mid + offset, qty, tif, reduce_only=reduce))
+                events = e.place(ts, limit(side, mid + offset, qty, tif, reduce_only=reduce))[1]
             elif kind == "trade":
                 _, sell, offset, qty = action
                 trade_id += 1
-                e.apply(MarketTrade(S, ts, trade_id, mid + offset, qty, buyer_is_maker=sell))
+                events = e.apply(MarketTrade(S, ts, trade_id, mid + offset, qty,
+                                             buyer_is_maker=sell))
             elif kind == "depth":
                 _, bid_side, offset, qty = action
-                update_id += 1
+                update_id = max(update_id, e.books[S].last_id) + 1
                 price = mid + offset
                 best_ask = e.books[S].market.best_ask
                 best_bid = e.books[S].market.best_bid
                 if bid_side and (best_ask is None or price < best_ask):
-                    e.apply(DepthDiff(S, ts, ts, update_id, update_id, update_id - 1,
-                                      [(price, qty)], []))
+                    events = e.apply(DepthDiff(S, ts, ts, update_id, update_id, update_id - 1,
+                                               [(price, qty)], []))
                 elif not bid_side and (best_bid is None or price > best_bid):
-                    e.apply(DepthDiff(S, ts, ts, update_id, update_id, update_id - 1,
-                                      [], [(price, qty)]))
+                    events = e.apply(DepthDiff(S, ts, ts, update_id, update_id, update_id - 1,
+                                               [], [(price, qty)]))
             elif kind == "cancel":
                 opened = e.open_orders()
                 if opened:
-                    e.cancel(ts, S, opened[action[1] % len(opened)].order_id)
+                    events = e.cancel(ts, S, opened[action[1] % len(opened)].order_id)[1]
             elif kind == "modify":
                 opened = e.open_orders()
                 if opened:
                     order = opened[action[1] % len(opened)]
-                    e.modify(ts, S, order.side, action[3] + order.executed_qty,
-                             mid + action[2], order.order_id)
+                    events = e.modify(ts, S, order.side, action[3] + order.executed_qty,
+                                      mid + action[2], order.order_id)[1]
         except Reject:
             pass
         _check_invariants(e)
+        for delta in (x for x in events if isinstance(x, BookDelta)):
+            assert delta.prev_id == last_id, "the depth chain broke (pu != previous u)"
+            assert delta.first_id <= delta.last_id
+            last_id = delta.last_id
 
 
 def _check_invariants(e: Engine) -> None:

@@ -15,6 +15,7 @@ Refusals raise `Reject(code, msg)` with Binance's code and message, and change n
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -555,59 +556,86 @@ class Engine:
             need, n = request.quantity, n * 4
 
     def _take(self, book: _Book, order: Order, ts: int) -> list[EngineEvent]:
-        """Match a marketable order level by level, best first, over the public book. Our own
-        resting orders met on the way are handled by self-trade prevention."""
+        """Match a marketable order level by level, best first, over the public book. At a
+        level where we rest, the taker first takes the market's quantity queued ahead of our
+        order (its `queue_ahead`), as the venue's FIFO would; only when it reaches our order
+        does self-trade prevention act (NONE: the two trade). The book changes go out as one
+        delta, ahead of the fills."""
         events: list[EngineEvent] = []
         changes: list[tuple[int, int, int]] = []
         position = self.positions[order.symbol]
         opposite = _other(order.side)
         market = book.market.asks if order.side == BUY else book.market.bids
+        start = book.last_id
         while order.is_open:
             price = book.public_best(opposite)
             if price is None or (order.type == "LIMIT" and not _reaches(order.side, order.price,
                                                                         price)):
                 break
-            own = list(book.orders[opposite].get(price, ()))
-            if own:
-                events += self._self_trade(book, order, own, ts)
-                continue
             leaves = order.orig_qty - order.executed_qty
             if order.reduce_only:
                 leaves = min(leaves, abs(position.amount))
-            take = min(leaves, market[price])
+            if leaves <= 0:
+                break
+            own = book.orders[opposite].get(price)
+            available = market.get(price, 0)
+            if own:  # only the market's quantity ahead of our first order, then our order
+                available = min(available, math.ceil(own[0].queue_ahead))
+                if available <= 0:
+                    maker, executed = own[0], order.executed_qty
+                    events += self._self_trade(book, order, maker, leaves, ts)
+                    if maker.is_open and order.is_open and order.executed_qty == executed:
+                        break  # no progress (cannot happen; never loop forever)
+                    continue
+            take = min(leaves, available)
             if take <= 0:
                 break
             old = market[price]
             self._consume(book, order.side, price, take)
+            for mine in own or ():
+                mine.queue_ahead = max(0.0, mine.queue_ahead - take)
             changes.append((price, old, old - take))
             events += self._execute(book, order, price, take, maker=False, ts=ts)
             events.append(TradePrint(order.symbol, ts, self.fills[-1].trade_id, price, take,
                                      buyer_is_maker=order.side == SELL))
-        if changes:
-            events.insert(0, self._delta(book, ts, book.last_id + 1, *self._sides(
-                order.side, changes)))
-        return events
+        return self._with_one_delta(book, ts, start, order.side, changes, events)
 
-    def _self_trade(self, book: _Book, taker: Order, makers: list[Order], ts: int
+    def _with_one_delta(self, book: _Book, ts: int, start: int, taker_side: str,
+                        changes: list[tuple[int, int, int]], events: list[EngineEvent]
+                        ) -> list[EngineEvent]:
+        """`events` with their book deltas (our orders met on the way) and the levels a taker
+        consumed (`changes`) as one delta in front, covering ids start+1…: the public book is
+        published once, on an unbroken chain."""
+        deltas = [e for e in events if isinstance(e, BookDelta)]
+        if not changes and not deltas:
+            return events
+        bids = {p: None for d in deltas for p, _ in d.bids}
+        asks = {p: None for d in deltas for p, _ in d.asks}
+        for price, *_ in changes:
+            (asks if taker_side == BUY else bids)[price] = None
+        delta = self._delta(book, ts, book.last_id + 1, [(p,) for p in bids],
+                            [(p,) for p in asks])
+        delta.first_id, delta.prev_id = start + 1, start
+        return [delta, *(e for e in events if not isinstance(e, BookDelta))]
+
+    def _self_trade(self, book: _Book, taker: Order, maker: Order, leaves: int, ts: int
                     ) -> list[EngineEvent]:
-        """Our taker meets our own resting orders. EXPIRE_MAKER / EXPIRE_TAKER / EXPIRE_BOTH
-        as Binance documents them (GTC, IOC and GTD takers only; the expired orders end
-        EXPIRED_IN_MATCH); NONE lets the two trade with each other at the maker's price (both
-        pay commission)."""
+        """Our taker reaches one of our resting orders. EXPIRE_MAKER / EXPIRE_TAKER /
+        EXPIRE_BOTH as Binance documents them (GTC, IOC and GTD takers only; the expired
+        orders end EXPIRED_IN_MATCH); NONE lets the two trade with each other at the maker's
+        price (both pay commission)."""
         mode = taker.stp_mode if taker.time_in_force in ("GTC", "IOC", "GTD") else "NONE"
         events: list[EngineEvent] = []
         if mode == "NONE":
-            for maker in makers:
-                qty = min(maker.orig_qty - maker.executed_qty,
-                          taker.orig_qty - taker.executed_qty)
-                if qty <= 0:
-                    break
-                events += self._fill_maker(book, maker, qty, ts)
-                events += self._execute(book, taker, maker.price, qty, maker=False, ts=ts)
+            before = maker.executed_qty
+            events += self._fill_maker(book, maker, min(leaves, maker.orig_qty -
+                                                        maker.executed_qty), ts)
+            traded = maker.executed_qty - before  # less when the maker is reduce-only
+            if traded:
+                events += self._execute(book, taker, maker.price, traded, maker=False, ts=ts)
             return events
         if mode in ("EXPIRE_MAKER", "EXPIRE_BOTH"):
-            for maker in makers:
-                events += self._close(book, maker, "EXPIRED_IN_MATCH", ts, reason=1)
+            events += self._close(book, maker, "EXPIRED_IN_MATCH", ts, reason=1)
         if mode in ("EXPIRE_TAKER", "EXPIRE_BOTH"):
             reason = 3 if taker.time_in_force == "IOC" else 1
             events += self._close(book, taker, "EXPIRED_IN_MATCH", ts, resting=False,
