@@ -75,7 +75,7 @@ class Runner:
     def __init__(self, *, config, spec, client, ws_url: str, routed: bool, strategy, risk,
                  manager, execution, emit: Callable[[dict[str, Any]], None],
                  levels: int = 5, wall_ms: Callable[[], int] | None = None,
-                 lockstep: StepClock | None = None):
+                 lockstep: StepClock | None = None, venue_speed: float = 1.0):
         self.config = config
         self.spec = spec
         self.symbol = spec.symbol
@@ -99,6 +99,9 @@ class Runner:
         self.on_tick_to_order: Callable[[float], None] | None = None
         self.journal_path: str | None = None
         self.lockstep = lockstep
+        # venue time per wall second (a sped-up simulator): the heartbeat, marks, listen-key
+        # keepalive and connection rotation keep their venue-time periods
+        self.venue_speed = venue_speed
         if lockstep is not None:
             self.wall_ms = lockstep
         self._handled: dict[str, int] = {}  # lockstep: messages handled per stream name
@@ -201,7 +204,7 @@ class Runner:
         self._depth_name = name
         url = stream_url(self.ws_url, [name], route_for(name) if self.routed else None)
         # one clock for receive times and decisions (venue time on a sped-up simulator)
-        stream = StreamClient(url, wall_ms=self.wall_ms)
+        stream = StreamClient(url, wall_ms=self.wall_ms, speed=self.venue_speed)
         self._streams.append(stream)
         self.feed = DepthFeed(self.spec, stream, self.client.depth, levels=self.levels,
                               wall_ms=self.wall_ms, wall_stale=self.lockstep is None)
@@ -224,7 +227,7 @@ class Runner:
         names = [self.symbol.lower() + "@aggTrade", self.symbol.lower() + "@markPrice@1s"]
         url = stream_url(self.ws_url, names, route_for(names[0]) if self.routed else None)
         spec = self.spec
-        stream = StreamClient(url, wall_ms=self.wall_ms)
+        stream = StreamClient(url, wall_ms=self.wall_ms, speed=self.venue_speed)
         self._streams.append(stream)
         async for item in stream.messages():
             if not isinstance(item, StreamMessage):
@@ -243,7 +246,8 @@ class Runner:
         from mmkit.userstream import UserStream
 
         stream = self._user_stream = UserStream(self.client, self.ws_url, [self.symbol],
-                                                routed=self.routed, wall_ms=self.wall_ms)
+                                                routed=self.routed, wall_ms=self.wall_ms,
+                                                speed=self.venue_speed)
         self._streams.append(stream)
         async for line in stream.lines():
             kind = line.get("type")
@@ -274,13 +278,13 @@ class Runner:
                 await self.client.countdown_cancel_all(self.symbol, COUNTDOWN_MS)
             except (VenueError, NetworkError) as exc:
                 log.warning("heartbeat_failed countdownCancelAll: %s", exc)
-            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.sleep(HEARTBEAT_S / self.venue_speed)
 
     async def _marks(self, every_s: float = 1.0) -> None:
-        """Mid, position and net PnL every second: the journal's `marks` (markouts,
-        inventory over time, drawdown)."""
+        """Mid, position and net PnL every second of venue time: the journal's `marks`
+        (markouts, inventory over time, drawdown)."""
         while True:
-            await asyncio.sleep(every_s)
+            await asyncio.sleep(every_s / self.venue_speed)
             self._mark()
 
     def _mark(self) -> None:

@@ -48,13 +48,16 @@ class UserStream:
 
     def __init__(self, api: UserStreamApi, ws_base: str, symbols: list[str], *,
                  raw: bool = False, routed: bool = True, keepalive_s: float = KEEPALIVE_S,
-                 wall_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
+                 wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+                 speed: float = 1.0):
         self.api = api
         self.ws_base = ws_base
         self.symbols = [s.upper() for s in symbols]
         self.raw = raw
         self.routed = routed
-        self.keepalive_s = keepalive_s
+        # venue time runs `speed` times faster (a sped-up simulator): keep alive sooner
+        self.keepalive_s = keepalive_s / speed
+        self.speed = speed
         self.dedupe = FillDeduper()
         self.reconnects = 0
         self.key_renewals = 0
@@ -69,7 +72,7 @@ class UserStream:
         while True:
             listen_key = self.listen_key = await self.api.create_listen_key()
             client = StreamClient(user_stream_url(self.ws_base, listen_key, self.routed),
-                                  silence_timeout=None)
+                                  silence_timeout=None, speed=self.speed)
             keepalive = asyncio.create_task(self._keep_alive(listen_key))
             try:
                 async for line in self._session(client, reconcile_first=not first):

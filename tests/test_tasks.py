@@ -4,6 +4,7 @@ README's quick look, `mmkit run --duration … --speed …`, ends by itself on e
 from __future__ import annotations
 
 import asyncio
+import gzip
 import importlib.util
 import os
 import subprocess
@@ -64,3 +65,19 @@ def test_embedded_run_ends_after_its_duration(tmp_path, loop):
     assert 120 <= summary["venueSeconds"] < 240, summary
     assert summary["quotes"] > 0 and summary["orders"] > 0
     assert "mmkit pnl-report" in result.stderr
+    # the timers keep venue time at 20x: the dead-man's switch is renewed before it fires
+    # (else the venue cancels our orders and modifying them fails with -2013; a fill racing
+    # a modify is the only other way), and the journal's marks come every venue second
+    filled = {x["clientOrderId"] for x in lines if x["type"] == "fill"}
+    assert not [x for x in lines if x["type"] == "order_reject" and x["code"] == -2013
+                and x["clientOrderId"] not in filled]
+    marks = [orjson.loads(line) for path in sorted((tmp_path / "journal").rglob("*.jsonl*"))
+             for line in _read(path) if b'"mark"' in line]
+    gaps = sorted(b["ts"] - a["ts"] for a, b in zip(marks, marks[1:], strict=False))
+    assert len(marks) > 60 and gaps[len(gaps) // 2] < 2000, gaps[:5]
+
+
+def _read(path) -> list[bytes]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        return f.read().splitlines()

@@ -129,9 +129,10 @@ class StreamClient:
         max_attempts: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        speed: float = 1.0,
     ):
         self.url = url
-        self.max_age = max_age
+        self.max_age = max_age / speed  # a sped-up simulator's 24-hour cut comes sooner
         self.silence_timeout = silence_timeout
         self.backoff = backoff or Backoff()
         self.max_attempts = max_attempts

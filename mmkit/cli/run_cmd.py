@@ -182,7 +182,7 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
                                                                        symbol_config.strategy),
                         risk=build_guards(spec, symbol_config.risk, symbol_config.inventory),
                         manager=manager, execution=execution, emit=emit, wall_ms=venue_ms,
-                        lockstep=step_clock)
+                        lockstep=step_clock, venue_speed=wall_scale)
         runner.on_tick_to_order = metrics.tick_to_order.observe
         runner.journal_path = config.journal.path
         metrics.registry.register(RunCollector(runner))
