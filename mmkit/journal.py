@@ -113,6 +113,13 @@ def recovery_start_ms(root: str | os.PathLike, symbol: str) -> int | None:
     return _oldest_ts(Path(root) / "orders", symbol)
 
 
+def newest_ts(root: str | os.PathLike, symbol: str) -> int | None:
+    """The time of the newest mark, fill or order of `symbol`: where a sped-up paper run
+    starts its venue clock so two runs' rows in one journal never interleave."""
+    found = [_newest_ts(Path(root) / table, symbol) for table in ("marks", "fills", "orders")]
+    return max((ts for ts in found if ts is not None), default=None)
+
+
 def _rows_ts(folder: Path):
     for part in folder.glob("*.jsonl"):
         with open(part, "rb") as fh:
@@ -143,10 +150,20 @@ def _oldest_ts(table: Path, symbol: str) -> int | None:
 
 # -- reading: JSON lines as written, or Parquet after `compact` -------------------------------
 
+# A fill is written again by a restart's recovery or a replayed stream: the same fill has the
+# same (symbol, tradeId) on Binance, and also the same orderId and time. The simulator and the
+# backtester number each session's trades from the same start, so the key carries orderId and
+# ts too: two sessions' fills in one journal both count.
+FILL_KEY = "symbol, tradeId, orderId, ts"
 DEDUPE = {  # what `compact` keeps once (the views dedupe the same way)
-    "fills": "DISTINCT ON (symbol, tradeId) * FROM {scan} ORDER BY symbol, tradeId, ts",
+    "fills": f"DISTINCT ON ({FILL_KEY}) * FROM {{scan}} ORDER BY {FILL_KEY}",
     "funding": "DISTINCT ON (symbol, ts, run) * FROM {scan} ORDER BY symbol, ts",
 }
+# Decimal strings in the lines (exact, as the venue sent them) become DECIMAL in Parquet, so
+# ad-hoc SQL can do arithmetic on them; the views cast the JSON lines the same way.
+DECIMAL_COLUMNS = ("price", "qty", "commission", "realizedPnl", "mid", "position", "netPnl",
+                   "amount")
+DECIMAL_TYPE = "DECIMAL(38, 12)"
 
 
 def source(root: str | os.PathLike, table: str) -> str:
@@ -209,8 +226,11 @@ def compact(root: str | os.PathLike, out: str | os.PathLike, *, force: bool = Fa
     con = duckdb.connect()
     for table in tables(root):
         scan = source(root, table)
-        query = f"SELECT {DEDUPE[table].format(scan=scan)}" if table in DEDUPE else \
+        rows = f"SELECT {DEDUPE[table].format(scan=scan)}" if table in DEDUPE else \
             f"SELECT * FROM {scan} ORDER BY ts"
+        columns = {row[0] for row in con.execute(f"DESCRIBE ({rows})").fetchall()}
+        casts = [f"CAST({c} AS {DECIMAL_TYPE}) AS {c}" for c in DECIMAL_COLUMNS if c in columns]
+        query = f"SELECT * REPLACE ({', '.join(casts)}) FROM ({rows})" if casts else rows
         con.execute(f"COPY ({query}) TO '{out / table}' "
                     "(FORMAT parquet, PARTITION_BY (date, symbol), COMPRESSION zstd)")
     (out / "VERSION").write_text(f"{SCHEMA_VERSION}\n")

@@ -55,6 +55,12 @@ def test_compact_to_parquet_keeps_the_report(journal):
         f"select count(*) from read_parquet('{journal}/pq/fills/**/*.parquet')").fetchone()[0]
     assert count == fills["rows"]  # the duplicate is gone from the copy itself
 
+    # money columns are DECIMAL in Parquet: ad-hoc arithmetic works
+    notional = duckdb.connect().execute(
+        f"select sum(price * qty), sum(commission) from "
+        f"read_parquet('{journal}/pq/fills/**/*.parquet')").fetchone()
+    assert notional[0] > 0 and notional[1] > 0
+
     again = mmkit("journal", "compact", "--journal", "j", "--to", "pq", cwd=journal)
     assert again.returncode == 2 and b"not empty (--force replaces it)" in again.stderr
     forced = rows(mmkit("journal", "compact", "--journal", "j", "--to", "pq", "--force",
@@ -74,3 +80,17 @@ def test_bad_journals_are_one_line_and_exit_2(tmp_path, setup, message):
     result = mmkit("journal", "info", "--journal", "j", cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr.decode() and result.stderr.count(b"\n") == 1
+
+
+def test_two_sessions_in_one_journal_both_count(tmp_path):
+    """Each backtest (and each simulator) numbers its trades from the same start: a second
+    session's fills share trade ids with the first's but are other fills, and count."""
+    one = rows(mmkit("backtest", "--duration", "30m", "--seed", "4", "--journal", "j",
+                     cwd=tmp_path))
+    two = rows(mmkit("backtest", "--duration", "30m", "--seed", "5", "--journal", "j",
+                     cwd=tmp_path))
+    fills = one[-1]["fills"] + two[-1]["fills"]
+    assert one[-1]["fills"] > 0 and two[-1]["fills"] > 0
+    report = rows(mmkit("pnl-report", "--journal", "j", cwd=tmp_path))
+    verdict = next(row for row in report if row["type"] == "verdict")
+    assert verdict["fills"] == fills

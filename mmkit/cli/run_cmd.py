@@ -90,7 +90,8 @@ async def _run(config, symbol: str, seconds: float | None, speed: float, seed: i
                lockstep: bool) -> None:
     server = None
     if _embedded(config):
-        server = _start_simulator(symbol, speed, seed, lockstep)
+        server = _start_simulator(symbol, speed, seed, lockstep,
+                                  _journal_end(config.journal.path, symbol, speed))
         config = _pointed_at(config, server)
         pace = "lockstep" if lockstep else f"speed {speed:g}x"
         print(f"mmkit run: paper trading {symbol} on an embedded simulator at "
@@ -103,7 +104,16 @@ async def _run(config, symbol: str, seconds: float | None, speed: float, seed: i
             server.stop()
 
 
-def _start_simulator(symbol: str, speed: float, seed: int, lockstep: bool = False):
+def _journal_end(path: str, symbol: str, speed: float) -> int | None:
+    """Sped up, venue time runs ahead of the wall: a second run into the same journal starts
+    after the first one's rows, not among them."""
+    from mmkit.journal import newest_ts
+
+    return newest_ts(path, symbol) if speed != 1 else None
+
+
+def _start_simulator(symbol: str, speed: float, seed: int, lockstep: bool = False,
+                     not_before_ms: int | None = None):
     from mmkit.sim.engine import EngineConfig
     from mmkit.sim.instruments import default_specs
     from mmkit.sim.market import SyntheticMarket
@@ -115,6 +125,8 @@ def _start_simulator(symbol: str, speed: float, seed: int, lockstep: bool = Fals
         raise click.UsageError(f"the embedded simulator lists {', '.join(default_specs())}, "
                                f"not {symbol}")
     clock = VenueClock(speed=speed, step_mode=lockstep)
+    if not_before_ms is not None and not lockstep:
+        clock.start_ms = max(clock.start_ms, not_before_ms + 1000)
     # in lockstep the venue takes the market's time: the backtester's synthetic market then
     start = {} if lockstep else {"start_ms": clock.now()}
     market = iter(SyntheticMarket(specs[symbol], seed=seed, **start))

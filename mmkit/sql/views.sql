@@ -1,11 +1,11 @@
 -- Views over the journal (mmkit/journal.py). {fills}, {marks} and {funding} are the scans of
 -- the tables' files: read_json_auto over the JSON lines as written, or read_parquet after
 -- `mmkit journal compact` (mmkit.journal.source), with `date` and `symbol` from the partitions.
--- Decimal strings become DECIMAL(38, 12); rows are deduplicated by exchange ids, so a fill
--- written twice (a restart, a replayed stream) counts once.
+-- Decimal strings become DECIMAL(38, 12); fills are deduplicated by exchange ids and time
+-- (mmkit.journal.FILL_KEY), so a fill written twice (a restart, a replayed stream) counts once.
 
 CREATE OR REPLACE VIEW fills AS
-SELECT DISTINCT ON (symbol, tradeId)
+SELECT DISTINCT ON (symbol, tradeId, orderId, ts)
     symbol, tradeId, orderId, clientOrderId, side,
     ts, to_timestamp(ts / 1000.0) AS time,
     CAST(price AS DECIMAL(38, 12)) AS price,
@@ -15,7 +15,7 @@ SELECT DISTINCT ON (symbol, tradeId)
     maker, CAST(commission AS DECIMAL(38, 12)) AS fee, commissionAsset AS fee_asset,
     CAST(realizedPnl AS DECIMAL(38, 12)) AS realized_pnl, run
 FROM {fills}
-ORDER BY symbol, tradeId, ts;
+ORDER BY symbol, tradeId, orderId, ts;
 
 CREATE OR REPLACE VIEW marks AS
 SELECT symbol, ts, to_timestamp(ts / 1000.0) AS time,
