@@ -124,3 +124,13 @@ def test_no_command_prints_the_secret(sim, tmp_path, args):
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     assert SIM_API_SECRET not in output and SIM_API_KEY not in output
+
+
+def test_global_options_also_work_after_the_command(sim, tmp_path):
+    before = lines(mmkit(sim.base_url, "balance", cwd=tmp_path))
+    after = lines(mmkit(None, "balance", "--venue", "sim", "--base-url", sim.base_url,
+                        cwd=tmp_path))
+    assert after == before
+    # the nearer place wins
+    wrong = mmkit("http://127.0.0.1:9", "balance", "--base-url", sim.base_url, cwd=tmp_path)
+    assert lines(wrong) == before

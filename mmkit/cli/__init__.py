@@ -54,7 +54,7 @@ class LazyGroup(click.Group):
             return None
         module, attr, _ = COMMANDS[name]
         try:
-            return getattr(importlib.import_module(module), attr)
+            return _with_global_options(getattr(importlib.import_module(module), attr))
         except (ImportError, AttributeError):
             return _unavailable(name, COMMANDS[name][2])
 
@@ -62,6 +62,47 @@ class LazyGroup(click.Group):
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+# The group's options, also taken after the sub-command (`mmkit run --venue testnet`,
+# `mmkit backtest --config c.yaml`): the later place wins, as the nearer one.
+GLOBAL_OPTIONS = (
+    ("config_path", ("--config",), {"metavar": "FILE"}),
+    ("venue", ("--venue",), {"type": click.Choice(["live", "testnet", "sim"])}),
+    ("base_url", ("--base-url",), {"metavar": "URL"}),
+    ("ws_url", ("--ws-url",), {"metavar": "URL"}),
+)
+
+
+def _with_global_options(command: click.Command) -> click.Command:
+    """Add the group's options to a sub-command and to its own sub-commands, once."""
+    if getattr(command, "_global_options", False):
+        return command
+    command._global_options = True
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_global_options(sub)
+    taken = {opt for param in command.params for opt in param.opts}
+    for field, opts, extra in GLOBAL_OPTIONS:
+        if not taken.intersection(opts):
+            command.params.append(click.Option(
+                opts, expose_value=False, callback=_set_global(field), hidden=True,
+                is_eager=True, **extra))
+    if "-v" not in taken:
+        command.params.append(click.Option(("-v", "--verbose"), count=True, hidden=True,
+                                           expose_value=False, is_eager=True,
+                                           callback=_set_global("verbose")))
+    return command
+
+
+def _set_global(field: str):
+    def callback(ctx: click.Context, _param: click.Parameter, value):
+        if value:  # given here: overrides what the group had
+            options = ctx.find_root().obj
+            setattr(options, field, options.verbose + value if field == "verbose" else value)
+        return value
+
+    return callback
 
 
 def _unavailable(name: str, summary: str) -> click.Command:
@@ -102,7 +143,8 @@ def cli(ctx: click.Context, config_path, venue, base_url, ws_url, verbose) -> No
       mmkit --venue sim balance --table      # ask it what the account holds
       mmkit --venue sim symbol ETHUSDC       # tick, step and filters of a symbol
 
-    Data goes to stdout as JSON lines (--table for humans); logs go to stderr.
+    Data goes to stdout as JSON lines (--table for humans); logs go to stderr. The options
+    above also work after the command (mmkit run --venue testnet).
     Exit codes: 0 ok, 1 runtime failure, 2 usage or config error, 3 exchange rejected,
     4 network.
     """
