@@ -107,3 +107,34 @@ def test_quote_feeds_mark_price_lines_to_the_funding_signal(tmp_path):
     result = mmkit("quote", "--set", "strategy.model=fixed", stdin=stdin, cwd=tmp_path)
     quotes = [orjson.loads(x) for x in result.stdout.splitlines() if b'"quote"' in x]
     assert quotes[0]["reasons"]["funding"] == 0 and quotes[-1]["reasons"]["funding"] != 0
+
+
+def quote_line_for(symbol: str, price: str, ts: int = 1_000, qty: str = "0.010") -> bytes:
+    return orjson.dumps({"type": "quote", "symbol": symbol, "ts": ts, "levels": [
+        {"tag": "b0", "side": "BUY", "price": price, "qty": qty, "timeInForce": "GTX",
+         "reduceOnly": False}], "reasons": {}, "paused": None}) + b"\n"
+
+
+def one_error(result) -> str:
+    """The usage error of a run that stopped: exit 2, an `Error:` line, no traceback."""
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert "Traceback" not in stderr
+    (error,) = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    return error
+
+
+def test_send_prefix_must_make_valid_client_order_ids(tmp_path):
+    """Binance's newClientOrderId is [.A-Z:/a-z0-9_-]{1,36}: a prefix that cannot make one is
+    a usage error (it was a traceback, or every order rejected -4015 in a loop)."""
+    long = mmkit("send", "--dry-run", "--prefix", "p" * 28, cwd=tmp_path)
+    assert "--prefix" in one_error(long) and "at most" in one_error(long)
+    for bad in ("a b", "mm#1"):
+        assert "--prefix" in one_error(mmkit("send", "--dry-run", "--prefix", bad, cwd=tmp_path))
+
+
+def test_send_position_must_be_a_quantity(tmp_path):
+    for bad in ("abc", "nan"):
+        error = one_error(mmkit("send", "--position", bad, cwd=tmp_path))
+        assert "--position" in error and "not a quantity" in error
+

@@ -13,6 +13,20 @@ from mmkit.errors import ConfigError, InputError
 from mmkit.stream import LineWriter, Sequence, read_lines
 
 
+def quantity_option(ctx: click.Context, param: click.Parameter,
+                    value: str | None) -> Decimal | None:
+    """A signed base-asset quantity such as 0.05 or -0.010 (a usage error otherwise)."""
+    if value is None:
+        return None
+    try:
+        qty = Decimal(value.strip())
+    except InvalidOperation:
+        qty = None
+    if qty is None or not qty.is_finite():
+        raise click.BadParameter(f"not a quantity: {value!r}")
+    return qty
+
+
 @click.command("quote")
 @click.option("--symbol", "only", metavar="SYMBOL",
               help="Quote only this symbol (default: every symbol whose book comes by).")
@@ -20,11 +34,12 @@ from mmkit.stream import LineWriter, Sequence, read_lines
               help="Override a strategy setting for this run, e.g. strategy.spreadTicks=3 "
                    "(repeatable; keys as in the config's symbols.<SYMBOL> section).")
 @click.option("--position", metavar="QTY", default="0", show_default=True,
+              callback=quantity_option,
               help="Starting inventory, until a position or fill line says otherwise.")
 @click.option("--strict", is_flag=True, help="Stop at the first malformed input line "
               "(default: report it with its line number and skip it).")
 @click.pass_context
-def quote(ctx: click.Context, only: str | None, settings: tuple[str, ...], position: str,
+def quote(ctx: click.Context, only: str | None, settings: tuple[str, ...], position: Decimal,
           strict: bool) -> None:
     """Read market lines (book, trade, markPrice, position, fill) on stdin and write them through, each `book` followed by a `quote`
     line when the desired orders change (and as a heartbeat). Models and parameters:
@@ -47,12 +62,7 @@ def quote(ctx: click.Context, only: str | None, settings: tuple[str, ...], posit
         tree = settings_tree(settings)
         overrides["symbols"] = {s: tree for s in ([only.upper()] if only else sorted(specs))}
         config = load_config(getattr(root, "config_path", None), overrides=overrides)
-    try:
-        start_qty = Decimal(position)
-    except InvalidOperation:
-        raise click.BadParameter(f"not a quantity: {position!r}",
-                                 param_hint="--position") from None
-    QuoteStage(config, specs, only.upper() if only else None, start_qty).run(
+    QuoteStage(config, specs, only.upper() if only else None, position).run(
         read_lines(sys.stdin.buffer, strict=strict), LineWriter())
 
 

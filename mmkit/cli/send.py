@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import sys
 import threading
 from decimal import Decimal
@@ -12,11 +13,45 @@ from decimal import Decimal
 import click
 
 from mmkit.cli.common import load, rest_client, run
+from mmkit.cli.quote import quantity_option
 from mmkit.errors import ConfigError, InputError
 from mmkit.stream import LineWriter, Sequence, read_lines
 from mmkit.tasks import cancel_and_wait
 
 log = logging.getLogger("mmkit.send")
+
+# Binance's newClientOrderId: ^[\.A-Z\:/a-z0-9_-]{1,36}$
+CLIENT_ORDER_ID = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}")
+
+
+def _prefix_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A prefix that makes valid client order ids: Binance's characters, and short enough
+    that prefix, run id and sequence fit in its 36 (`ClientIds` keeps room for the sequence)."""
+    from mmkit.execution import wall_ms
+    from mmkit.orders import ClientIds
+
+    if not CLIENT_ORDER_ID.fullmatch(value):
+        raise click.BadParameter(f"{value!r}: a client order id holds only letters, digits "
+                                 "and . : / _ -")
+    now = wall_ms()
+    try:
+        ClientIds.for_run(value, now)
+    except ValueError:
+        longest = max(n for n in range(1, 37) if _fits("x" * n, now))
+        raise click.BadParameter(f"{value!r} is {len(value)} characters, at most {longest}: "
+                                 "with the run id and the sequence a client order id must "
+                                 "fit in 36") from None
+    return value
+
+
+def _fits(prefix: str, now: int) -> bool:
+    from mmkit.orders import ClientIds
+
+    try:
+        ClientIds.for_run(prefix, now)
+    except ValueError:
+        return False
+    return True
 
 
 @click.command("send")
@@ -24,11 +59,11 @@ log = logging.getLogger("mmkit.send")
               "configured symbol); lines of other symbols pass through.")
 @click.option("--dry-run", is_flag=True, help="Send nothing: print the actions it would take.")
 @click.option("--live", is_flag=True, help="Required to trade on the live venue.")
-@click.option("--position", "expected_position", metavar="QTY",
+@click.option("--position", "expected_position", metavar="QTY", callback=quantity_option,
               help="Refuse to start unless the venue's position is this (within a step).")
-@click.option("--prefix", default="mm", show_default=True,
-              help="Client order id prefix; orders with it left by an earlier run are cancelled "
-                   "at start.")
+@click.option("--prefix", default="mm", show_default=True, callback=_prefix_option,
+              help="Client order id prefix (letters, digits and . : / _ -); orders with it "
+                   "left by an earlier run are cancelled at start.")
 @click.option("--price-tolerance", type=click.IntRange(0), default=0, show_default=True,
               help="Ticks a resting order may differ from the quote before it is replaced.")
 @click.option("--size-tolerance", type=click.IntRange(0), default=0, show_default=True,
@@ -39,7 +74,7 @@ log = logging.getLogger("mmkit.send")
               "(default: report it with its line number and skip it).")
 @click.pass_context
 def send(ctx: click.Context, symbol: str | None, dry_run: bool, live: bool,
-         expected_position: str | None, prefix: str, price_tolerance: int,
+         expected_position: Decimal | None, prefix: str, price_tolerance: int,
          size_tolerance: int, max_age_s: float, strict: bool) -> None:
     """Read `quote` lines (and `book` lines, for the risk guards) on stdin; place, modify and
     cancel orders so what rests equals the latest quote; write order_new, order_modify,
@@ -62,7 +97,7 @@ def send(ctx: click.Context, symbol: str | None, dry_run: bool, live: bool,
               size_tolerance, int(max_age_s * 1000), strict))
 
 
-async def _send(config, symbol: str, dry_run: bool, expected_position: str | None,
+async def _send(config, symbol: str, dry_run: bool, expected_position: Decimal | None,
                 prefix: str, price_tolerance: int, size_tolerance: int, max_age_ms: int,
                 strict: bool) -> None:
     from mmkit.cli.market_data import _venue_spec
@@ -127,14 +162,14 @@ class SendSession:
         self.book = None
         self.user_task: asyncio.Task | None = None
 
-    async def start(self, expected_position: str | None) -> None:
+    async def start(self, expected_position: Decimal | None) -> None:
         client = self.execution.client
         positions = await client.positions(self.symbol)
         qty = sum(self.spec.to_steps(p["positionAmt"]) for p in positions
                   if p["symbol"] == self.symbol)
         if expected_position is not None:
-            expected = self.spec.round_qty(Decimal(expected_position).copy_abs())
-            expected = expected if not expected_position.strip().startswith("-") else -expected
+            expected = self.spec.round_qty(expected_position.copy_abs())
+            expected = -expected if expected_position < 0 else expected
             if abs(qty - expected) > 1:
                 raise ConfigError(f"the venue's position is {self.spec.qty_str(qty)}, not "
                                   f"{expected_position}: refusing to start", "--position")
