@@ -138,3 +138,24 @@ def test_send_position_must_be_a_quantity(tmp_path):
         error = one_error(mmkit("send", "--position", bad, cwd=tmp_path))
         assert "--position" in error and "not a quantity" in error
 
+def test_send_on_an_unconfigured_symbol_uses_the_defaults_and_passes_others_through(tmp_path):
+    """ETHUSDT has no settings: send says so and uses the default limits (not the first
+    configured symbol's, here a 0.005 ETH order cap); book and quote lines of another symbol
+    pass through as --help says."""
+    config = tmp_path / "config.yaml"
+    config.write_text("symbols:\n  ETHUSDC:\n    risk:\n      maxOrderQty: 0.005\n")
+    eth_usdt = books(1_000).replace(b'"ETHUSDC"', b'"ETHUSDT"') + \
+        quote_line_for("ETHUSDT", "2999.90", qty="0.015")
+    others = books(1_000) + quote_line_for("ETHUSDC", "2999.90")
+    with serve() as sim:
+        result = mmkit("--config", str(config), "--venue", "sim", "--base-url", sim.base_url,
+                       "--ws-url", sim.ws_url, "send", "--symbol", "ETHUSDT", "--dry-run",
+                       stdin=eth_usdt + others, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert b"ETHUSDT has no settings in the config" in result.stderr
+    lines = [orjson.loads(x) for x in result.stdout.splitlines()]
+    (new,) = [x for x in lines if x["type"] == "order_new"]
+    assert (new["symbol"], new["qty"]) == ("ETHUSDT", "0.015")
+    assert not [x for x in lines if x["type"] == "risk" and x["guard"] == "order_size"]
+    assert others in result.stdout  # ETHUSDC's book and quote, unchanged
+

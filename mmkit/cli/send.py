@@ -93,6 +93,10 @@ def send(ctx: click.Context, symbol: str | None, dry_run: bool, live: bool,
     if config.gateway.venue == "live" and not live and not dry_run:
         raise click.UsageError("refusing to trade real money on the live venue without --live")
     symbol = (symbol or next(iter(sorted(config.symbols)), "ETHUSDC")).upper()
+    if symbol not in config.symbols:
+        print(f"mmkit send: {symbol} has no settings in the config (configured: "
+              f"{', '.join(sorted(config.symbols)) or 'none'}): using the defaults "
+              "(docs/risk.md, docs/strategy.md)", file=sys.stderr, flush=True)
     run(_send(config, symbol, dry_run, expected_position, prefix, price_tolerance,
               size_tolerance, int(max_age_s * 1000), strict))
 
@@ -148,6 +152,7 @@ class SendSession:
     """One `send` run: start-up checks, the read–decide–write loop, and a clean stop."""
 
     def __init__(self, config, spec, manager, execution, out, dry_run: bool):
+        from mmkit.config import SymbolConfig
         from mmkit.risk import build_guards
 
         self.config = config
@@ -157,7 +162,7 @@ class SendSession:
         self.execution = execution
         self.out = out
         self.dry_run = dry_run
-        symbol_config = config.symbols.get(self.symbol) or next(iter(config.symbols.values()))
+        symbol_config = config.symbols.get(self.symbol) or SymbolConfig()
         self.risk = build_guards(spec, symbol_config.risk, symbol_config.inventory)
         self.book = None
         self.user_task: asyncio.Task | None = None
@@ -200,8 +205,7 @@ class SendSession:
         async for number, raw, line in lines:
             kind, symbol = line.get("type"), line.get("symbol")
             if symbol != self.symbol or kind not in ("book", "quote"):
-                if kind not in ("book", "quote"):
-                    self.out.write_raw(raw)
+                self.out.write_raw(raw)
                 continue
             late = sequence.out_of_order(line)
             if late:
