@@ -73,7 +73,8 @@ def _report(error: InputError) -> None:
 
 class Sequence:
     """Per (type, symbol), the time of the last line seen: a line older than it is out of
-    order (a merged or replayed stream gone wrong) and is reported, not acted on."""
+    order (a merged or replayed stream gone wrong) and is reported, not acted on; so is one
+    whose `ts` is not an integer."""
 
     def __init__(self, kinds: tuple[str, ...]):
         self.kinds = kinds
@@ -84,10 +85,30 @@ class Sequence:
         if kind not in self.kinds:
             return None
         key, ts = (kind, line.get("symbol") or ""), line.get("ts")
-        if not isinstance(ts, int):
-            return None
+        if "ts" not in line:
+            return "missing field 'ts'"
+        if not isinstance(ts, int) or isinstance(ts, bool):
+            return f"field 'ts': must be an integer (ms), got {orjson.dumps(ts).decode()}"
         last = self._last.get(key)
         if last is not None and ts < last:
             return f"out of order: {kind} ts {ts} is before the previous {last}"
         self._last[key] = ts
         return None
+
+
+def describe(exc: Exception) -> str:
+    """Why a parsed line could not be used, in a few words (for `skip_line`)."""
+    if isinstance(exc, InputError):
+        return f"field {exc.field!r}: {exc.reason}" if exc.field else exc.reason
+    if isinstance(exc, KeyError):
+        return f"missing field {exc.args[0]!r}" if exc.args else "missing field"
+    return f"bad value ({exc})"
+
+
+def skip_line(stage: str, number: int, reason: str, *, strict: bool) -> None:
+    """The policy for a well-formed JSON line a stage cannot use (out of order, a bad field):
+    one line on stderr and the stage goes on, or, under `strict`, an `InputError` that stops
+    it with exit code 2 (the same as an invalid JSON line)."""
+    if strict:
+        raise InputError(reason, where=f"stdin:{number}")
+    print(f"mmkit {stage}: skipped line {number}: {reason}", file=sys.stderr, flush=True)

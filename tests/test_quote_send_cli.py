@@ -138,6 +138,7 @@ def test_send_position_must_be_a_quantity(tmp_path):
         error = one_error(mmkit("send", "--position", bad, cwd=tmp_path))
         assert "--position" in error and "not a quantity" in error
 
+
 def test_send_on_an_unconfigured_symbol_uses_the_defaults_and_passes_others_through(tmp_path):
     """ETHUSDT has no settings: send says so and uses the default limits (not the first
     configured symbol's, here a 0.005 ETH order cap); book and quote lines of another symbol
@@ -159,3 +160,21 @@ def test_send_on_an_unconfigured_symbol_uses_the_defaults_and_passes_others_thro
     assert not [x for x in lines if x["type"] == "risk" and x["guard"] == "order_size"]
     assert others in result.stdout  # ETHUSDC's book and quote, unchanged
 
+
+def test_strict_stops_at_any_line_it_would_skip(tmp_path):
+    """--strict stops with exit 2 and one error line on every line the stage would skip, not
+    only on invalid JSON; what came before was handled, the bad line is not passed on."""
+    bad_ts = books(1_000) + books(2_000).replace(b'"ts":2000', b'"ts":"x"') + books(3_000)
+    result = mmkit("quote", "--strict", stdin=bad_ts, cwd=tmp_path)
+    assert "stdin:2" in one_error(result) and "'ts'" in one_error(result)
+    assert [orjson.loads(x)["ts"] for x in result.stdout.splitlines()
+            if b'"book"' in x] == [1_000]
+    late = mmkit("quote", "--strict", stdin=books(1_000, 900), cwd=tmp_path)
+    assert "stdin:2: out of order" in one_error(late)
+    with serve() as sim:
+        venue = ["--venue", "sim", "--base-url", sim.base_url, "--ws-url", sim.ws_url]
+        for price, why in (("abc", "not a decimal"), ("2999.995", "not on the tick")):
+            stdin = books(1_000) + quote_line_for("ETHUSDC", price)
+            error = one_error(mmkit(*venue, "send", "--dry-run", "--strict", stdin=stdin,
+                                    cwd=tmp_path))
+            assert "stdin:2" in error and why in error

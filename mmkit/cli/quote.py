@@ -10,7 +10,7 @@ import click
 
 from mmkit.cli.common import load
 from mmkit.errors import ConfigError, InputError
-from mmkit.stream import LineWriter, Sequence, read_lines
+from mmkit.stream import LineWriter, Sequence, describe, read_lines, skip_line
 
 
 def quantity_option(ctx: click.Context, param: click.Parameter,
@@ -36,8 +36,9 @@ def quantity_option(ctx: click.Context, param: click.Parameter,
 @click.option("--position", metavar="QTY", default="0", show_default=True,
               callback=quantity_option,
               help="Starting inventory, until a position or fill line says otherwise.")
-@click.option("--strict", is_flag=True, help="Stop at the first malformed input line "
-              "(default: report it with its line number and skip it).")
+@click.option("--strict", is_flag=True, help="Stop (exit 2) at the first input line it "
+              "cannot use: invalid JSON, a bad or missing field, out of order (default: "
+              "report it with its line number and skip it).")
 @click.pass_context
 def quote(ctx: click.Context, only: str | None, settings: tuple[str, ...], position: Decimal,
           strict: bool) -> None:
@@ -62,7 +63,7 @@ def quote(ctx: click.Context, only: str | None, settings: tuple[str, ...], posit
         tree = settings_tree(settings)
         overrides["symbols"] = {s: tree for s in ([only.upper()] if only else sorted(specs))}
         config = load_config(getattr(root, "config_path", None), overrides=overrides)
-    QuoteStage(config, specs, only.upper() if only else None, position).run(
+    QuoteStage(config, specs, only.upper() if only else None, position, strict).run(
         read_lines(sys.stdin.buffer, strict=strict), LineWriter())
 
 
@@ -85,8 +86,10 @@ def settings_tree(settings: tuple[str, ...]) -> dict:
 class QuoteStage:
     """One strategy per symbol, fed from lines; every input line is written through."""
 
-    def __init__(self, config, specs, only: str | None, start_qty: Decimal):
+    def __init__(self, config, specs, only: str | None, start_qty: Decimal,
+                 strict: bool = False):
         self.config = config
+        self.strict = strict
         self.specs = specs
         self.only = only
         self.start_qty = start_qty
@@ -111,23 +114,22 @@ class QuoteStage:
         return self.strategies[symbol]
 
     def run(self, lines, out: LineWriter) -> None:
+        """Every line is written through, a `book` followed by its `quote`; a line that cannot
+        be used is reported and still written through, or stops the stage under `strict`
+        (before it is written)."""
         sequence = Sequence(("book", "trade"))
         for number, raw, line in lines:
+            symbol, quote = line.get("symbol"), None
+            if symbol and (not self.only or symbol == self.only):
+                problem = sequence.out_of_order(line)
+                if problem is None:
+                    try:
+                        quote = self.handle(line)
+                    except (InputError, KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                        problem = describe(exc)
+                if problem:
+                    skip_line("quote", number, problem, strict=self.strict)
             out.write_raw(raw)
-            symbol = line.get("symbol")
-            if not symbol or (self.only and symbol != self.only):
-                continue
-            late = sequence.out_of_order(line)
-            if late:
-                print(f"mmkit quote: skipped line {number}: {late}", file=sys.stderr, flush=True)
-                continue
-            try:
-                quote = self.handle(line)
-            except (InputError, KeyError, TypeError, ValueError) as exc:
-                reason = exc.reason if isinstance(exc, InputError) else f"bad value ({exc})"
-                print(f"mmkit quote: skipped line {number}: {reason}", file=sys.stderr,
-                      flush=True)
-                continue
             if quote is not None:
                 out.write(quote_line(self.strategies[symbol][0], quote))
 

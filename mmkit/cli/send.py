@@ -15,7 +15,7 @@ import click
 from mmkit.cli.common import load, rest_client, run
 from mmkit.cli.quote import quantity_option
 from mmkit.errors import ConfigError, InputError
-from mmkit.stream import LineWriter, Sequence, read_lines
+from mmkit.stream import LineWriter, Sequence, describe, read_lines, skip_line
 from mmkit.tasks import cancel_and_wait
 
 log = logging.getLogger("mmkit.send")
@@ -70,8 +70,9 @@ def _fits(prefix: str, now: int) -> bool:
               help="Steps a resting order may differ from the quote before it is replaced.")
 @click.option("--max-age", "max_age_s", type=float, default=60.0, show_default=True,
               help="Seconds after which a resting order is refreshed.")
-@click.option("--strict", is_flag=True, help="Stop at the first malformed input line "
-              "(default: report it with its line number and skip it).")
+@click.option("--strict", is_flag=True, help="Stop (exit 2) at the first input line it "
+              "cannot use: invalid JSON, a bad or missing field, out of order (default: "
+              "report it with its line number and skip it).")
 @click.pass_context
 def send(ctx: click.Context, symbol: str | None, dry_run: bool, live: bool,
          expected_position: Decimal | None, prefix: str, price_tolerance: int,
@@ -118,7 +119,7 @@ async def _send(config, symbol: str, dry_run: bool, expected_position: Decimal |
         manager = manager_for(spec, ids, strategy, price_tolerance=price_tolerance,
                               size_tolerance=size_tolerance, max_age_ms=max_age_ms)
         execution = Execution(client, manager, symbol, out.write, dry_run=dry_run)
-        session = SendSession(config, spec, manager, execution, out, dry_run)
+        session = SendSession(config, spec, manager, execution, out, dry_run, strict)
         await session.start(expected_position)
         try:
             await session.loop(_stdin_lines(strict))
@@ -151,7 +152,8 @@ class JournaledWriter:
 class SendSession:
     """One `send` run: start-up checks, the read–decide–write loop, and a clean stop."""
 
-    def __init__(self, config, spec, manager, execution, out, dry_run: bool):
+    def __init__(self, config, spec, manager, execution, out, dry_run: bool,
+                 strict: bool = False):
         from mmkit.config import SymbolConfig
         from mmkit.risk import build_guards
 
@@ -162,6 +164,7 @@ class SendSession:
         self.execution = execution
         self.out = out
         self.dry_run = dry_run
+        self.strict = strict
         symbol_config = config.symbols.get(self.symbol) or SymbolConfig()
         self.risk = build_guards(spec, symbol_config.risk, symbol_config.inventory)
         self.book = None
@@ -209,7 +212,7 @@ class SendSession:
                 continue
             late = sequence.out_of_order(line)
             if late:
-                print(f"mmkit send: skipped line {number}: {late}", file=sys.stderr)
+                skip_line("send", number, late, strict=self.strict)
                 continue
             # Decisions run on the data's clock (the book's receive time): live, that is the
             # wall clock; on a replay, the recording's, so its age checks mean what they say.
@@ -221,9 +224,8 @@ class SendSession:
                     self._risk_lines(self.risk.on_book(self.book))
                     continue
                 quote = quote_from_line(self.spec, line, QuoteLevel)
-            except (KeyError, TypeError, ValueError) as exc:
-                print(f"mmkit send: skipped {InputError(str(exc), f'line {number}')}",
-                      file=sys.stderr)
+            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                skip_line("send", number, describe(exc), strict=self.strict)
                 continue
             quote, events = self.risk.apply(quote, now)
             self._risk_lines(events)
