@@ -81,6 +81,7 @@ class ReplayedLatency(Latency):
         object.__setattr__(self, "_order", order_samples)
         object.__setattr__(self, "_market", market_samples)
         object.__setattr__(self, "_rng", random.Random(seed))
+        object.__setattr__(self, "borrowed", False)  # measured on other symbols
 
     def order(self) -> int:
         return self._rng.choice(self._order)
@@ -90,7 +91,18 @@ class ReplayedLatency(Latency):
 
     @classmethod
     def from_journal(cls, root: str, symbol: str, seed: int = 0) -> ReplayedLatency:
-        """Samples from the journal's `orders` table (mmkit.journal), torn lines skipped."""
+        """Samples from the journal's `orders` table (mmkit.journal), torn lines skipped:
+        `symbol`'s, else every symbol's (the latency is the connection's, so a run on ETHUSDC
+        tells a backtest on an ETHUSDT recording)."""
+        try:
+            return cls._from_orders(root, symbol, seed)
+        except ValueError:
+            latency = cls._from_orders(root, "*", seed)
+            object.__setattr__(latency, "borrowed", True)
+            return latency
+
+    @classmethod
+    def _from_orders(cls, root: str, symbol: str, seed: int) -> ReplayedLatency:
         order, market = [], []
         for path in sorted(Path(root).glob(f"orders/date=*/symbol={symbol}/*.jsonl")):
             for raw in path.read_bytes().splitlines():
@@ -106,7 +118,8 @@ class ReplayedLatency(Latency):
                         and line.get("bookRecvTs") is not None:
                     market.append(max(int(line["bookRecvTs"]) - int(line["bookTs"]), 0))
         if not order or not market:
-            raise ValueError(f"{root}: no {symbol} order acknowledgements with latencyMs and "
+            which = "" if symbol == "*" else f"{symbol} "
+            raise ValueError(f"{root}: no {which}order acknowledgements with latencyMs and "
                              "orders with bookTs/bookRecvTs to replay latency from (journals "
                              "of `mmkit run` or `mmkit send` hold them)")
         return cls(order, market, seed)

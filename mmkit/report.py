@@ -29,14 +29,26 @@ def report(root: Path, since_ms: int, until_ms: int, symbol: str, bucket: str) -
         create_views(con, root)
         rows = _rows(con, _sql("pnl_report.sql", params))
         if not rows:
-            raise InputError(f"no fills, funding or marks in {root} for that range and symbol",
-                             field="--since")
+            raise InputError(*_nothing_in(con, root, symbol))
         con.execute(_sql("equity.sql", params))
         verdicts = _rows(con, _sql("verdict.sql", params))
         return rows + verdicts + _no_fill_verdicts(rows, verdicts)
     except duckdb.Error as exc:  # a journal DuckDB cannot read: one line, not a traceback
         raise MmkitError(f"reading the journal at {root} failed: "
                          f"{str(exc).splitlines()[0]}") from None
+
+
+def _nothing_in(con, root: Path, symbol: str) -> tuple[str, str]:
+    """Why the report is empty (message, option): the symbol is not in the journal, or the
+    range misses it."""
+    held = [row[0] for row in con.execute(
+        "SELECT DISTINCT symbol FROM marks UNION SELECT DISTINCT symbol FROM fills "
+        "ORDER BY 1").fetchall()]
+    if symbol != "%" and symbol not in held:
+        return (f"no {symbol} in {root} (it holds {', '.join(held) or 'nothing yet'})",
+                "--symbol")
+    return (f"no fills, funding or marks in {root} in that range (`mmkit journal info` "
+            "shows the time range it holds)", "--since/--until")
 
 
 def _no_fill_verdicts(rows: list[dict], verdicts: list[dict]) -> list[dict]:

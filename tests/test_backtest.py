@@ -161,14 +161,15 @@ def test_funding_is_paid_and_journaled_as_a_funding_line():
     assert sum(Decimal(line["amount"]) for line in funding) == summary.funding < 0
 
 
-def write_measured_journal(root, order_rtts: list[int], book_lags: list[int]) -> None:
+def write_measured_journal(root, order_rtts: list[int], book_lags: list[int],
+                           symbol: str = "ETHUSDT") -> None:
     """A journal as `run` writes it (the real writer): order lines with measured latencies."""
     from mmkit.journal import Journal
 
     journal = Journal(root, "run-measured")
     ts = 1723161300000
     for i, (rtt, lag) in enumerate(zip(order_rtts, book_lags, strict=True)):
-        common = {"symbol": "ETHUSDT", "ts": ts + i, "tag": "b0", "clientOrderId": f"mm-{i}",
+        common = {"symbol": symbol, "ts": ts + i, "tag": "b0", "clientOrderId": f"mm-{i}",
                   "side": "BUY", "price": "2680.00", "qty": "0.008", "dryRun": False}
         journal.write({**common, "type": "order_new", "orderId": None, "timeInForce": "GTX",
                        "reduceOnly": False, "bookTs": ts + i - lag, "bookRecvTs": ts + i})
@@ -196,10 +197,20 @@ def test_latency_replayed_from_a_journal(shared_data, tmp_path):
     assert constant["latency"]["model"] == "constant"
     assert (row["orders"], row["fills"]) != (constant["orders"], constant["fills"])
 
+    # measured on another symbol (a run on ETHUSDC, the recording is ETHUSDT): the same
+    # connection's latency, said so in the row
+    write_measured_journal(tmp_path / "usdc", [40, 60, 60, 400], [20, 30, 30, 90], "ETHUSDC")
+    borrowed = orjson.loads(mmkit("backtest", "--data", data, "--latency",
+                                  f"journal:{tmp_path / 'usdc'}", "--seed", "3",
+                                  cwd=tmp_path).stdout)
+    assert borrowed["latency"] == {"orderMs": 30, "marketMs": 30,
+                                   "model": "journal (other symbols)"}
+    assert (borrowed["orders"], borrowed["fills"]) == (row["orders"], row["fills"])
+
 
 def test_latency_journal_without_measurements_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
-    for root, message in ((tmp_path / "empty", "no ETHUSDC order acknowledgements"),
+    for root, message in ((tmp_path / "empty", "no order acknowledgements"),
                           (tmp_path / "missing", "no journal directory")):
         result = mmkit("backtest", "--duration", "1m", "--latency", f"journal:{root}",
                        cwd=tmp_path)

@@ -97,6 +97,13 @@ def test_by_hour_and_range(journal_dir, tmp_path):
     assert pnl["fills"] == 2 and pnl["equity_change"] == "-0.003002"
     empty = pnl_report("--journal", str(journal_dir), "--since", "2026-11-25", cwd=tmp_path)
     assert empty.returncode == 2 and b"no fills, funding or marks" in empty.stderr
+    other = pnl_report("--journal", str(journal_dir), "--symbol", "BTCUSDT", cwd=tmp_path)
+    assert other.returncode == 2 and b"no BTCUSDT in" in other.stderr
+    backwards = pnl_report("--journal", str(journal_dir), "--since", "2026-11-25", "--until",
+                           "2026-11-24", cwd=tmp_path)
+    assert backwards.returncode == 2 and b"not after --since" in backwards.stderr
+    for result in (empty, other, backwards):
+        assert b"Error: " in result.stderr and b"Traceback" not in result.stderr
 
 
 def test_a_period_with_only_funding(journal_dir, tmp_path):

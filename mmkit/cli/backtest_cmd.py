@@ -201,7 +201,7 @@ def run_one(job: dict[str, Any], emit_line=None) -> list[dict[str, Any]]:
         row = bot.summary.as_line()
         row["params"] = job["grid"]
         row["latency"] = {"orderMs": bot.latency.order_ms, "marketMs": bot.latency.market_ms,
-                          "model": "journal" if job.get("latency_journal") else "constant"}
+                          "model": _latency_model(bot.latency)}
         row["wallSeconds"] = wall
         row["eventsPerSecond"] = int(sum(b.summary.events for b in bots) / max(wall, 1e-9))
         rows.append(row)
@@ -262,8 +262,8 @@ def _stderr_console():
 BRIEF = {"symbol": "symbol", "fills": "fills", "makerFills": "maker", "volume": "volume", "fees": "fees",
          "netPnl": "net", "netPnlPerHour": "net/h", "position": "pos"}
 FULL = ("rank", "symbol", "hours", "fills", "makerFills", "volume", "realizedPnl", "fees",
-        "unrealizedPnl", "netPnl", "netPnlPerHour", "position", "orders", "postOnlyRejects",
-        "riskEvents", "eventsPerSecond")
+        "funding", "unrealizedPnl", "netPnl", "netPnlPerHour", "position", "orders",
+        "rejects", "postOnlyRejects", "riskEvents", "eventsPerSecond")
 
 
 def _flat(row: dict[str, Any], brief: bool = False) -> dict[str, Any]:
@@ -286,3 +286,11 @@ def _write_csv(path: str, rows: list[dict[str, Any]]) -> None:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(flat)
+
+
+def _latency_model(latency) -> str:
+    from mmkit.backtest import ReplayedLatency
+
+    if not isinstance(latency, ReplayedLatency):
+        return "constant"
+    return "journal (other symbols)" if latency.borrowed else "journal"

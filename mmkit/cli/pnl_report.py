@@ -42,6 +42,8 @@ def pnl_report(ctx: click.Context, journal_path: str | None, since: str | None,
     """
     root = Path(journal_path or load(ctx).journal.path)
     since_ms, until_ms = _ms(since, "--since", 0), _ms(until, "--until", 2**62)
+    if until_ms <= since_ms:
+        raise click.BadParameter(f"{until} is not after --since {since}", param_hint="--until")
     rows = report(root, since_ms, until_ms, (symbol or "%").upper(), bucket)
     if plot_path:
         plot(root, rows, since_ms, until_ms, (symbol or "%").upper(), plot_path)
