@@ -189,3 +189,14 @@ def test_userstream_shows_an_order_and_its_fill(raw):
         assert all(check_line(line) == [] for line in lines)
         (fill,) = [line for line in lines if line["type"] == "fill"]
         assert fill["qty"] == "0.010" and fill["maker"] is False and fill["source"] == "stream"
+
+
+@pytest.mark.parametrize("args, says", [
+    (["depth", "ETHUSDC", "--every", "1s", "--on-change"], "--every and --on-change"),
+    (["depth", "ETHUSDC", "--speed", "10"], "--speed"),
+    (["trades", "ETHUSDC", "--speed", "1"], "--speed"),
+])
+def test_contradictory_flags_are_usage_errors(tmp_path, args, says):
+    result = mmkit(*args, cwd=tmp_path, timeout=30)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and says in stderr and "Traceback" not in stderr

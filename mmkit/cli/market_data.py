@@ -68,6 +68,10 @@ def depth(ctx: click.Context, symbol: str | None, levels: int, every: str | None
       mmkit depth --replay eth.jsonl.gz --speed 10
       mmkit depth --replay ../shared/data/market/binance_usdm_hftbacktest/ethusdt_20240808.gz
     """
+    if every and on_change:
+        raise click.UsageError("--every and --on-change do not go together: one book line "
+                               "per interval, or one after every update")
+    _speed_needs_replay(ctx, replay)
     every_ms = 0 if on_change or not every else parse_interval_ms(every)
     stale_ms = parse_interval_ms(stale)
     if replay:
@@ -97,12 +101,20 @@ def trades(ctx: click.Context, symbol: str | None, mark: bool, replay: tuple[str
       mmkit --venue sim trades ETHUSDC --mark
       mmkit trades --replay ../shared/data/market/binance_usdm_hftbacktest/ethusdt_20240808.gz
     """
+    _speed_needs_replay(ctx, replay)
     if replay:
         _replay_trades(list(replay), symbol, speed)
         return
     if not symbol:
         raise click.UsageError("give a SYMBOL (or --replay FILE)")
     run(_live_trades(load(ctx), symbol.upper(), mark))
+
+
+def _speed_needs_replay(ctx: click.Context, replay: tuple[str, ...]) -> None:
+    from click.core import ParameterSource
+
+    if not replay and ctx.get_parameter_source("speed") not in (ParameterSource.DEFAULT, None):
+        raise click.UsageError("--speed paces a --replay; a live stream comes at the venue's pace")
 
 
 # -- live ---------------------------------------------------------------------------------------
