@@ -178,3 +178,26 @@ def test_strict_stops_at_any_line_it_would_skip(tmp_path):
             error = one_error(mmkit(*venue, "send", "--dry-run", "--strict", stdin=stdin,
                                     cwd=tmp_path))
             assert "stdin:2" in error and why in error
+
+
+def test_set_warns_for_keys_another_stage_reads_and_send_takes_its_own(tmp_path):
+    """quote --set of a risk or post-only key says send reads it (it had silently no
+    effect); send --set applies the keys send reads and is validated like quote's."""
+    result = mmkit("quote", "--set", "risk.dailyMax=100", "--set", "strategy.postOnlyRetries=1",
+                   "--set", "strategy.spreadTicks=2", stdin=books(1_000), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    warnings = result.stderr.decode().splitlines()
+    assert len(warnings) == 2 and all("`mmkit send` reads it" in w for w in warnings)
+    assert "risk.dailyMax" in warnings[0] and "strategy.postOnlyRetries" in warnings[1]
+    assert "unknown key" in one_error(mmkit("send", "--set", "risk.dailyMaxx=1", cwd=tmp_path))
+    assert "--set" in one_error(mmkit("send", "--set", "maxPosition", cwd=tmp_path))
+    with serve() as sim:
+        result = mmkit("--venue", "sim", "--base-url", sim.base_url, "--ws-url", sim.ws_url,
+                       "send", "--dry-run", "--set", "risk.maxOrderQty=0.004", "--set",
+                       "strategy.spreadTicks=3", stdin=books(1_000) +
+                       quote_line_for("ETHUSDC", "2999.90"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert b"strategy.spreadTicks has no effect on send: `mmkit quote` reads it" in \
+        result.stderr
+    (new,) = [orjson.loads(x) for x in result.stdout.splitlines() if b'"order_new"' in x]
+    assert new["qty"] == "0.004"  # shrunk by the order_size guard to the --set cap

@@ -32,7 +32,8 @@ def quantity_option(ctx: click.Context, param: click.Parameter,
               help="Quote only this symbol (default: every symbol whose book comes by).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Override a strategy setting for this run, e.g. strategy.spreadTicks=3 "
-                   "(repeatable; keys as in the config's symbols.<SYMBOL> section).")
+                   "(repeatable; keys as in the config's symbols.<SYMBOL> section; risk.*, "
+                   "inventory.* and strategy.postOnly* are send's, so a warning).")
 @click.option("--position", metavar="QTY", default="0", show_default=True,
               callback=quantity_option,
               help="Starting inventory, until a position or fill line says otherwise.")
@@ -52,19 +53,55 @@ def quote(ctx: click.Context, only: str | None, settings: tuple[str, ...], posit
       mmkit depth --replay rec.jsonl.gz | mmkit quote --set strategy.spreadTicks=3 \\
         | jq 'select(.type=="quote")'
     """
-    from mmkit.config import flag_overrides, load_config
     from mmkit.sim.instruments import default_specs
 
     specs = default_specs()
     config = load(ctx)
     if settings:  # on the symbol quoted, or on every listed one (a replay may be ETHUSDT)
-        root = ctx.find_root().obj
-        overrides = flag_overrides(root)
-        tree = settings_tree(settings)
-        overrides["symbols"] = {s: tree for s in ([only.upper()] if only else sorted(specs))}
-        config = load_config(getattr(root, "config_path", None), overrides=overrides)
+        config = with_settings(ctx, settings, [only.upper()] if only else sorted(specs),
+                               "quote")
     QuoteStage(config, specs, only.upper() if only else None, position, strict).run(
         read_lines(sys.stdin.buffer, strict=strict), LineWriter())
+
+
+# The symbols.<SYMBOL> settings each pipe stage reads (`run` and `backtest` read them all):
+# quote the strategy, send the risk guards, the inventory limits and post-only handling.
+SEND_STRATEGY_KEYS = ("postOnlyFallback", "postOnlyRetries", "postOnlyCooldown")
+UNUSED_KEYS = ("inventory.targetPosition",)
+
+
+def stage_reading(key: str) -> str | None:
+    """The pipe stage that reads a symbol setting (`strategy.spreadTicks` → quote), or None."""
+    section, _, name = key.partition(".")
+    if key in UNUSED_KEYS:
+        return None
+    if section == "strategy":
+        return "send" if name in SEND_STRATEGY_KEYS else "quote"
+    return "send" if section in ("risk", "inventory") else None
+
+
+def with_settings(ctx: click.Context, settings: tuple[str, ...], symbols: list[str],
+                  stage: str):
+    """The effective config with `--set KEY=VALUE` applied to `symbols`, validated like the
+    config file (a bad key or value is a ConfigError, exit 2). A key `stage` does not read
+    gets one warning line on stderr naming the stage that does."""
+    from mmkit.config import flag_overrides, load_config
+
+    root = ctx.find_root().obj
+    overrides = flag_overrides(root)
+    tree = settings_tree(settings)
+    overrides["symbols"] = {symbol: tree for symbol in symbols}
+    config = load_config(getattr(root, "config_path", None), overrides=overrides)
+    for item in settings:
+        key = item.partition("=")[0].strip()
+        reader = stage_reading(key)
+        if reader is None:
+            print(f"mmkit {stage}: --set {key} has no effect: no command reads it",
+                  file=sys.stderr, flush=True)
+        elif reader != stage:
+            print(f"mmkit {stage}: --set {key} has no effect on {stage}: `mmkit {reader}` "
+                  "reads it (and run, backtest)", file=sys.stderr, flush=True)
+    return config
 
 
 def settings_tree(settings: tuple[str, ...]) -> dict:

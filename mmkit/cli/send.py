@@ -13,7 +13,7 @@ from decimal import Decimal
 import click
 
 from mmkit.cli.common import load, rest_client, run
-from mmkit.cli.quote import quantity_option
+from mmkit.cli.quote import quantity_option, with_settings
 from mmkit.errors import ConfigError, InputError
 from mmkit.stream import LineWriter, Sequence, describe, read_lines, skip_line
 from mmkit.tasks import cancel_and_wait
@@ -70,13 +70,18 @@ def _fits(prefix: str, now: int) -> bool:
               help="Steps a resting order may differ from the quote before it is replaced.")
 @click.option("--max-age", "max_age_s", type=float, default=60.0, show_default=True,
               help="Seconds after which a resting order is refreshed.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Override a setting send reads, for this run: risk.*, inventory.* and "
+                   "strategy.postOnly*, e.g. risk.maxPosition=0.02 (repeatable; keys as in "
+                   "the config's symbols.<SYMBOL> section; other strategy keys are quote's).")
 @click.option("--strict", is_flag=True, help="Stop (exit 2) at the first input line it "
               "cannot use: invalid JSON, a bad or missing field, out of order (default: "
               "report it with its line number and skip it).")
 @click.pass_context
 def send(ctx: click.Context, symbol: str | None, dry_run: bool, live: bool,
          expected_position: Decimal | None, prefix: str, price_tolerance: int,
-         size_tolerance: int, max_age_s: float, strict: bool) -> None:
+         size_tolerance: int, max_age_s: float, settings: tuple[str, ...],
+         strict: bool) -> None:
     """Read `quote` lines (and `book` lines, for the risk guards) on stdin; place, modify and
     cancel orders so what rests equals the latest quote; write order_new, order_modify,
     order_ack, order_cancel, order_reject, fill and risk lines. Other lines pass through.
@@ -89,6 +94,7 @@ def send(ctx: click.Context, symbol: str | None, dry_run: bool, live: bool,
     Examples:
       mmkit --venue sim depth ETHUSDC | mmkit quote | mmkit --venue sim send --dry-run
       mmkit --venue sim depth ETHUSDC | mmkit quote | mmkit --venue sim send
+      ... | mmkit --venue sim send --set risk.maxPosition=0.02 --set risk.maxBookAgeMs=1000
     """
     config = load(ctx)
     if config.gateway.venue == "live" and not live and not dry_run:
@@ -98,6 +104,8 @@ def send(ctx: click.Context, symbol: str | None, dry_run: bool, live: bool,
         print(f"mmkit send: {symbol} has no settings in the config (configured: "
               f"{', '.join(sorted(config.symbols)) or 'none'}): using the defaults "
               "(docs/risk.md, docs/strategy.md)", file=sys.stderr, flush=True)
+    if settings:
+        config = with_settings(ctx, settings, [symbol], "send")
     run(_send(config, symbol, dry_run, expected_position, prefix, price_tolerance,
               size_tolerance, int(max_age_s * 1000), strict))
 
