@@ -2,6 +2,12 @@
 reports every outcome back to it, settles unknown outcomes by query, and writes the audit
 lines (`order_new`, `order_ack`, `order_cancel`, `order_reject`) of docs/streams.md.
 
+Three outcomes for every place and modify: accepted, rejected, unknown. Unknown is what the
+client raises as `OutcomeUnknown` (a lost answer, a timeout, a 408 or most 5xx) and a batch
+entry answered -1006/-1007: the order is held and `settle_unknown` queries it by client order
+id; nothing is resent meanwhile. A request that never left (connection refused) is a definite
+failure.
+
 `dry_run` sends nothing: every place and cancel is taken as accepted at once, so the lines show
 what would be sent against the state as it would then be.
 """
@@ -13,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mmkit.binance.rest import UNKNOWN_OUTCOME_CODES
 from mmkit.errors import NetworkError, OutcomeUnknown, VenueError
 from mmkit.orders import Cancel, LocalReject, Modify, Order, OrderManager, Place
 
@@ -78,9 +85,7 @@ class Execution:
             else:
                 results = await self.client.place_batch(params)
         except OutcomeUnknown as exc:
-            for action in chunk:
-                self.manager.on_unknown(action.order.client_order_id)
-                self.emit(self._reject_line(action.order, None, str(exc), unknown=True))
+            self._unknown([a.order for a in chunk], exc)
             return
         except VenueError as exc:
             results = [{"code": exc.code, "msg": exc.msg}] * len(chunk)
@@ -89,8 +94,23 @@ class Execution:
         for action, result in zip(chunk, results, strict=False):
             self._placed(action.order, result, self.now() - sent)
 
+    def _unknown(self, orders: list[Order], exc: OutcomeUnknown) -> None:
+        """Each order's outcome is unknown: held until `settle_unknown` (or the stream) says."""
+        msg = str(exc)
+        if exc.client_order_id:  # each line names its own order; a batch's list is noise
+            msg = msg.removesuffix(f" (clientOrderId {exc.client_order_id})")
+        for order in orders:
+            self.manager.on_unknown(order.client_order_id)
+            self.emit(self._reject_line(order, None, msg, unknown=True))
+
     def _placed(self, order: Order, result: dict[str, Any], latency_ms: int) -> None:
         cid = order.client_order_id
+        if "orderId" not in result and int(result.get("code", 0)) in UNKNOWN_OUTCOME_CODES:
+            # a batch entry timed out inside the venue: it may exist
+            self.manager.on_unknown(cid)
+            self.emit(self._reject_line(order, int(result["code"]),
+                                        str(result.get("msg", "")), unknown=True))
+            return
         if "code" in result and "orderId" not in result:
             self.manager.on_reject(cid, int(result["code"]), str(result.get("msg", "")))
             self.emit(self._reject_line(order, int(result["code"]), str(result.get("msg", ""))))
@@ -127,9 +147,12 @@ class Execution:
                 results = [await self.client.modify_order(**params[0])]
             else:
                 results = await self.client.modify_batch(params)
+        except OutcomeUnknown as exc:  # it may have been applied: never re-sent blindly
+            self._unknown([a.order for a in chunk], exc)
+            return
         except VenueError as exc:
             results = [{"code": exc.code, "msg": exc.msg}] * len(chunk)
-        except NetworkError as exc:
+        except NetworkError as exc:  # never sent (connection refused): still as it was
             results = [{"code": -1001, "msg": str(exc)}] * len(chunk)
         for action, result in zip(chunk, results, strict=False):
             self._placed(action.order, result, self.now() - sent)
@@ -211,16 +234,19 @@ class Execution:
     # -- unknown outcomes ---------------------------------------------------------------------
 
     async def settle_unknown(self) -> None:
-        """Query each order whose outcome is unknown by its client order id (never resend)."""
+        """Query each order whose outcome (of a place or a modify) is unknown by its client
+        order id (never resend); the answer says what rests, at which price and size."""
         for order in self.manager.unknown_orders():
+            modify = order.modify_unknown
             try:
                 found = await self.client.query_order(self.symbol,
                                                       client_order_id=order.client_order_id)
             except VenueError as exc:
-                if exc.code == -2013:  # the venue never got it
+                if exc.code == -2013:  # the venue never got it, or it is long gone
                     self.manager.on_settled(order.client_order_id, None, self.now())
-                    self.emit(self._reject_line(order, -2013, "settled: the order never "
-                                                "reached the venue"))
+                    self.emit(self._reject_line(order, -2013, (
+                        "settled: the venue has no such order" if modify else
+                        "settled: the order never reached the venue")))
                 continue
             except NetworkError:
                 continue  # try again next cycle

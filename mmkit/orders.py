@@ -16,7 +16,10 @@ Rules it keeps:
   never sent);
 - an order whose outcome is unknown (timeout, 5xx, -1006, -1007) is never resent: the shell
   queries it by client order id and reports with `on_settled`; a stream update that arrives first
-  settles it too.
+  settles it too. The same holds for a modify: the order is held (no second modify, no
+  replacement) until the query or the stream says which price and size the venue has;
+- the venue's word wins: a query's answer and the user stream's AMENDMENT events set the
+  order's price and size.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ PENDING_NEW, LIVE, PENDING_CANCEL, PENDING_MODIFY, UNKNOWN = (
     "pending_new", "live", "pending_cancel", "pending_modify", "unknown")
 TERMINAL_STATUSES = {"FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED"}
 POST_ONLY_REJECT = -5022
+NO_NEED_TO_MODIFY = -5027  # the order already has that price and size
 UNKNOWN_ORDER = {-2011, -2013}  # cancel / query of an order the venue does not have
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -90,6 +94,12 @@ class Order:
     want_price: int | None = None
     want_qty: int | None = None
     quoted_price: int | None = None  # the strategy's price, before any post-only repricing
+    venue_ms: int | None = None  # the venue's time of the latest state we know of
+
+    @property
+    def modify_unknown(self) -> bool:
+        """A modify of this order may or may not have been applied."""
+        return self.state == UNKNOWN and self.want_price is not None
 
     @property
     def open_qty(self) -> int:
@@ -283,15 +293,22 @@ class OrderManager:
     # -- what the venue said ----------------------------------------------------------------
 
     def on_ack(self, client_order_id: str, response: dict[str, Any], now_ms: int) -> None:
-        """A 200 to a place or modify (the venue's order JSON)."""
+        """A 200 to a place or modify, or a query's answer (the venue's order JSON): its
+        `price` and `origQty`, when it has them, are what rests."""
         order = self.orders.get(client_order_id)
         if order is None:
             return
         order.order_id = int(response["orderId"])
         order.acked_ms = now_ms
-        if order.state == PENDING_MODIFY and order.want_price is not None:
+        if order.state in (PENDING_MODIFY, UNKNOWN) and order.want_price is not None:
             order.price, order.qty = order.want_price, order.want_qty
             order.want_price = order.want_qty = None
+        if "price" in response and "origQty" in response:
+            order.price = self.spec.to_ticks(response["price"])
+            order.qty = self.spec.to_steps(response["origQty"])
+        updated = response.get("updateTime")
+        if updated is not None:
+            order.venue_ms = max(order.venue_ms or 0, int(updated))
         if order.state in (PENDING_NEW, PENDING_MODIFY, UNKNOWN):
             order.state = LIVE
         self._apply_status(order, response)
@@ -306,6 +323,8 @@ class OrderManager:
             if code in UNKNOWN_ORDER:  # it was already gone
                 del self.orders[client_order_id]
                 return order.tag
+            if code == NO_NEED_TO_MODIFY:  # it rests there already (we had missed it)
+                order.price, order.qty = order.want_price, order.want_qty
             order.state, order.want_price, order.want_qty = LIVE, None, None
             return None
         if code == POST_ONLY_REJECT:
@@ -319,7 +338,9 @@ class OrderManager:
         return order.tag
 
     def on_unknown(self, client_order_id: str) -> None:
-        """The request may or may not have reached the engine: hold the slot until settled."""
+        """The place or modify may or may not have reached the engine: hold the slot until
+        settled (a modify keeps what it asked for, applied if the venue's answer lacks a
+        price)."""
         order = self.orders.get(client_order_id)
         if order is not None:
             order.state = UNKNOWN
@@ -327,8 +348,9 @@ class OrderManager:
 
     def on_settled(self, client_order_id: str, found: dict[str, Any] | None,
                    now_ms: int) -> None:
-        """The answer to querying an unknown order: its JSON, or None when the venue has no
-        such order (it never arrived)."""
+        """The answer to querying an unknown order: its JSON (price and size as they rest,
+        whether a modify applied or not), or None when the venue has no such order (a place
+        that never arrived, or an order gone before its modify)."""
         order = self.orders.get(client_order_id)
         if order is None:
             return
@@ -360,13 +382,26 @@ class OrderManager:
     # -- what the user stream said ----------------------------------------------------------
 
     def on_update(self, line: dict[str, Any], now_ms: int) -> None:
-        """An `order` line (docs/streams.md) for one of ours."""
+        """An `order` line (docs/streams.md) for one of ours. An AMENDMENT (a modify
+        applied) sets the order's price and size, unless it is older than what we know (a late
+        event of an earlier modify); it also settles a modify whose outcome was unknown, which
+        other events (a fill, say) do not."""
         order = self.orders.get(line.get("clientOrderId", ""))
         if order is None:
             return
         if order.order_id is None:
             order.order_id = int(line["orderId"])
-        if order.state in (PENDING_NEW, UNKNOWN) and line["status"] not in TERMINAL_STATUSES:
+        ts = line.get("ts")
+        fresh = ts is None or order.venue_ms is None or int(ts) >= order.venue_ms
+        if ts is not None:
+            order.venue_ms = max(order.venue_ms or 0, int(ts))
+        if line.get("execType") == "AMENDMENT" and fresh and "price" in line and "qty" in line:
+            order.price = self.spec.to_ticks(line["price"])
+            order.qty = self.spec.to_steps(line["qty"])
+            if order.state == UNKNOWN:
+                order.want_price = order.want_qty = None
+        if (order.state in (PENDING_NEW, UNKNOWN) and not order.modify_unknown
+                and line["status"] not in TERMINAL_STATUSES):
             order.state, order.acked_ms = LIVE, now_ms
         order.executed = max(order.executed, self.spec.to_steps(line["executedQty"]))
         if line["status"] in TERMINAL_STATUSES:

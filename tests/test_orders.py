@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from mmkit.model import QuoteLevel
 from mmkit.orders import (
     LIVE,
+    UNKNOWN,
     Cancel,
     ClientIds,
     LocalReject,
@@ -124,6 +125,85 @@ def test_stream_update_settles_an_unknown_order_and_terminal_status_frees_the_sl
     m.on_update({"clientOrderId": cid, "orderId": 9, "status": "FILLED",
                  "executedQty": "0.010"}, 6)
     assert m.slot("b0") is None
+
+
+def amendment(order, price: int, qty: int, ts: int, status: str = "NEW") -> dict:
+    """The user stream's `order` line for an ORDER_TRADE_UPDATE with execution type
+    AMENDMENT (docs/streams.md)."""
+    return {"type": "order", "clientOrderId": order.client_order_id, "orderId": 100,
+            "price": SPEC.price_str(price), "qty": SPEC.qty_str(qty), "executedQty": "0",
+            "status": status, "execType": "AMENDMENT", "ts": ts}
+
+
+def test_an_amendment_on_the_stream_moves_the_order_to_the_venues_price_and_size():
+    m = manager()
+    ack(m, m.diff([bid()], 0))
+    order = m.slot("b0")
+    m.on_update(amendment(order, BID - 3, 2 * SIZE, 50), 50)
+    assert (order.price, order.qty, order.state) == (BID - 3, 2 * SIZE, LIVE)
+    assert m.diff([bid(price=BID - 3, qty=2 * SIZE)], 60) == []  # nothing to re-send
+
+
+def test_an_unknown_modify_holds_the_order_until_the_venue_says_what_happened():
+    m = manager()
+    ack(m, m.diff([bid()], 0))
+    (modify,) = m.diff([bid(price=BID - 1)], 10)
+    order, cid = modify.order, modify.order.client_order_id
+    m.on_unknown(cid)
+    assert order.state == UNKNOWN and m.unknown_orders() == [order]
+    assert m.diff([bid(price=BID - 1)], 20) == []  # never re-sent blindly
+    assert m.diff([bid(price=BID - 2)], 25) == []  # nor replaced by another modify
+    # a fill says nothing about the modify: still unknown
+    m.on_update({"clientOrderId": cid, "orderId": 100, "status": "PARTIALLY_FILLED",
+                 "executedQty": "0.001", "execType": "TRADE", "ts": 30}, 30)
+    assert order.state == UNKNOWN and order.executed == 1
+    m.on_update(amendment(order, BID - 1, SIZE, 40, "PARTIALLY_FILLED"), 40)
+    assert (order.state, order.price) == (LIVE, BID - 1)
+    assert m.diff([bid(price=BID - 1, qty=SIZE - 1)], 50) == []
+
+
+def test_an_unknown_modify_settled_by_query_takes_the_venues_price():
+    m = manager()
+    ack(m, m.diff([bid()], 0))
+    (modify,) = m.diff([bid(price=BID - 1)], 10)
+    order, cid = modify.order, modify.order.client_order_id
+    m.on_unknown(cid)
+    found = {"orderId": 100, "status": "NEW", "price": SPEC.price_str(BID),
+             "origQty": SPEC.qty_str(SIZE), "executedQty": "0"}
+    m.on_settled(cid, found, 20)  # it never applied: the old price stands
+    assert (order.state, order.price, order.want_price) == (LIVE, BID, None)
+    (again,) = m.diff([bid(price=BID - 1)], 30)  # known not applied: now it may go again
+    assert isinstance(again, Modify)
+    m.on_unknown(cid)
+    m.on_settled(cid, {**found, "price": SPEC.price_str(BID - 1)}, 40)
+    assert (order.state, order.price) == (LIVE, BID - 1)
+    m.on_unknown(cid)  # and a query that finds it gone frees the slot
+    m.on_settled(cid, None, 50)
+    assert m.slot("b0") is None
+
+
+def test_a_stale_amendment_does_not_undo_a_later_modify():
+    m = manager()
+    (place,) = m.diff([bid()], 0)
+    m.on_ack(place.order.client_order_id, {"orderId": 100, "status": "NEW",
+                                           "updateTime": 100}, 100)
+    (modify,) = m.diff([bid(price=BID - 1)], 110)
+    m.on_ack(modify.order.client_order_id, {"orderId": 100, "status": "NEW",
+                                            "updateTime": 120}, 120)
+    (modify2,) = m.diff([bid(price=BID - 2)], 130)
+    m.on_ack(modify2.order.client_order_id, {"orderId": 100, "status": "NEW",
+                                             "updateTime": 140}, 140)
+    m.on_update(amendment(modify.order, BID - 1, SIZE, 120), 150)  # the first one's, late
+    assert m.slot("b0").price == BID - 2
+
+
+def test_no_need_to_modify_means_the_order_is_already_there():
+    m = manager()
+    ack(m, m.diff([bid()], 0))
+    (modify,) = m.diff([bid(price=BID - 1)], 10)
+    m.on_reject(modify.order.client_order_id, -5027, "No need to modify the order.")
+    assert (m.slot("b0").state, m.slot("b0").price) == (LIVE, BID - 1)
+    assert m.diff([bid(price=BID - 1)], 20) == []  # no -5027 loop
 
 
 def test_order_the_venue_would_refuse_is_never_sent():
