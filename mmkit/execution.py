@@ -51,22 +51,35 @@ class Execution:
         self.book_recv_ts: int | None = None
         self.book_ts: int | None = None  # and its exchange time: recv − ts is data latency
 
-    async def execute(self, actions: list) -> None:
+    async def execute(self, actions: list) -> list:
         """Cancels first (they free slots and margin), then modifies, then new orders
-        (`in_send_order`, which the backtester follows too)."""
+        (`in_send_order`, which the backtester follows too); then, within the same call, the
+        slots refused post-only (-5022) once more, repriced (`OrderManager.retry_post_only`,
+        bounded by postOnlyRetries). Returns those extra actions: the caller counts their
+        places as orders sent, like the ones it passed in."""
         cancels = [a for a in actions if isinstance(a, Cancel)]
         modifies = [a for a in actions if isinstance(a, Modify)]
         places = [a for a in actions if isinstance(a, Place)]
-        for action in actions:
-            if isinstance(action, LocalReject):
-                self.emit(self._reject_line(None, action.code, action.msg, local=True,
-                                            tag=action.level.tag))
+        self._local_rejects(actions)
         for chunk in _chunks(cancels, CANCEL_BATCH):
             await self._cancel(chunk)
         for chunk in _chunks(modifies, MODIFY_BATCH):
             await self._modify(chunk)
         for chunk in _chunks(places, PLACE_BATCH):
             await self._place(chunk)
+        retried: list = []
+        while again := self.manager.retry_post_only():
+            retried += again
+            self._local_rejects(again)
+            for chunk in _chunks([a for a in again if isinstance(a, Place)], PLACE_BATCH):
+                await self._place(chunk)
+        return retried
+
+    def _local_rejects(self, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, LocalReject):
+                self.emit(self._reject_line(None, action.code, action.msg, local=True,
+                                            tag=action.level.tag))
 
     # -- places -------------------------------------------------------------------------------
 

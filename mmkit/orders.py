@@ -174,6 +174,12 @@ class OrderManager:
     _now: int = 0
     # tag → (the quoted price that was rejected post-only, ticks moved away from it)
     _reprice: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # the cycle (the latest diff): what was desired, the mark, slots refused post-only since,
+    # and the in-cycle retries each slot has left
+    _desired: dict[str, QuoteLevel] = field(default_factory=dict)
+    _mark: Any = None
+    _post_only_refused: list[str] = field(default_factory=list)
+    _retries_left: dict[str, int] = field(default_factory=dict)
 
     # -- deciding ---------------------------------------------------------------------------
 
@@ -184,11 +190,15 @@ class OrderManager:
         tick when it rests sixty ticks from the mid only spends the order budget."""
         actions: list[Action] = []
         self._now = now_ms
+        self._mark = mark_price
+        self._post_only_refused = []
+        self._retries_left = {}
         self._tolerance = self.price_tolerance
         if half_spread_ticks:
             self._tolerance = max(self.price_tolerance,
                                   int(half_spread_ticks * self.tolerance_share))
         wanted = {level.tag: level for level in desired}
+        self._desired = wanted
         for order in list(self.orders.values()):
             if order.tag not in wanted and order.state in (LIVE, PENDING_MODIFY):
                 actions.append(self._cancel(order, "not in quote"))
@@ -209,8 +219,27 @@ class OrderManager:
         or not yet acknowledged: cancelling by client order id is safe either way (-2011 if
         the venue never had it)."""
         states = (LIVE, PENDING_MODIFY) + ((UNKNOWN, PENDING_NEW) if unsettled else ())
+        self._desired, self._post_only_refused = {}, []  # nothing to retry after this
         return [self._cancel(o, reason) for o in list(self.orders.values())
                 if o.state in states]
+
+    def retry_post_only(self) -> list[Action]:
+        """The slots refused post-only (-5022) since the latest diff, to place again now,
+        within the cycle: repriced a tick further (`reprice`) or as a plain limit (`limit`),
+        at most `post_only_retries` times per slot between two diffs; a slot the latest
+        quote no longer holds is left alone. The shell sends these right after the reject
+        (`Execution.execute` does, until this is empty)."""
+        tags, self._post_only_refused = self._post_only_refused, []
+        actions: list[Action] = []
+        for tag in dict.fromkeys(tags):
+            quoted = self._desired.get(tag)
+            left = self._retries_left.get(tag, self.post_only_retries)
+            if quoted is None or left <= 0 or self.slot(tag) is not None:
+                continue
+            self._retries_left[tag] = left - 1
+            actions.append(self._place(self._repriced(quoted), self._now, self._mark,
+                                       quoted.price))
+        return actions
 
     def slot(self, tag: str) -> Order | None:
         """The order occupying a slot, whatever its state."""
@@ -329,6 +358,7 @@ class OrderManager:
             return None
         if code == POST_ONLY_REJECT:
             self.counters.post_only_rejects += 1
+            self._post_only_refused.append(order.tag)
             if self.post_only_fallback == "limit":
                 self._plain_until[order.tag] = self._now + self.post_only_cooldown_ms
             else:

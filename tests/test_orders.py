@@ -206,6 +206,41 @@ def test_no_need_to_modify_means_the_order_is_already_there():
     assert m.diff([bid(price=BID - 1)], 20) == []  # no -5027 loop
 
 
+def test_post_only_reject_is_retried_within_the_cycle_up_to_the_limit():
+    m = manager(post_only_retries=2)
+    (place,) = m.diff([ask(price=BID), bid(price=BID - 5)], 0)[:1]
+    assert m.retry_post_only() == []  # nothing rejected yet
+    m.on_reject(place.order.client_order_id, -5022, "Post Only order will be rejected.")
+    (retry,) = m.retry_post_only()
+    assert isinstance(retry, Place) and (retry.order.tag, retry.order.price) == ("a0", BID + 1)
+    m.on_reject(retry.order.client_order_id, -5022, "again")
+    (retry2,) = m.retry_post_only()
+    assert retry2.order.price == BID + 2
+    m.on_reject(retry2.order.client_order_id, -5022, "again")
+    assert m.retry_post_only() == []  # postOnlyRetries spent in this cycle
+    (next_cycle,) = [a for a in m.diff([ask(price=BID), bid(price=BID - 5)], 10)
+                     if a.order.tag == "a0"]
+    assert next_cycle.order.price == BID + 2
+    m.on_reject(next_cycle.order.client_order_id, -2019, "Margin is insufficient.")
+    assert m.retry_post_only() == []  # only post-only rejects are retried
+
+
+def test_post_only_retry_with_the_limit_fallback_goes_out_as_a_plain_limit():
+    m = manager(post_only_fallback="limit", post_only_retries=1)
+    (place,) = m.diff([ask(price=BID)], 0)
+    m.on_reject(place.order.client_order_id, -5022, "Post Only order will be rejected.")
+    (retry,) = m.retry_post_only()
+    assert (retry.order.price, retry.order.time_in_force) == (BID, "GTC")
+
+
+def test_post_only_retry_skips_a_slot_the_quote_no_longer_wants():
+    m = manager()
+    (place,) = m.diff([ask(price=BID)], 0)
+    m.diff([], 5)  # a newer quote without a0
+    m.on_reject(place.order.client_order_id, -5022, "Post Only order will be rejected.")
+    assert m.retry_post_only() == []
+
+
 def test_order_the_venue_would_refuse_is_never_sent():
     m = manager()
     (reject,) = m.diff([bid(qty=1)], 0)  # 0.001 ETH at 3000 = 3 USDC < minNotional 5
@@ -276,6 +311,9 @@ def test_never_two_orders_in_one_slot(script):
             elif reply == "settle_found":
                 m.on_unknown(cid)
                 m.on_settled(cid, {"orderId": now, "status": "NEW"}, now)
+        for retry in m.retry_post_only():  # the shell sends these within the cycle
+            if isinstance(retry, Place):
+                m.on_reject(retry.order.client_order_id, -5022, "again")
         tags = [o.tag for o in m.orders.values()]
         assert len(tags) == len(set(tags))
         for order in m.orders.values():
