@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import threading
+import time
 from decimal import Decimal
 
 import click
@@ -15,6 +16,7 @@ import click
 from mmkit.cli.common import load, rest_client, run
 from mmkit.cli.quote import quantity_option, with_settings
 from mmkit.errors import ConfigError, InputError
+from mmkit.execution import wall_ms
 from mmkit.stream import LineWriter, Sequence, describe, read_lines, skip_line
 from mmkit.tasks import cancel_and_wait
 
@@ -27,7 +29,6 @@ CLIENT_ORDER_ID = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}")
 def _prefix_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A prefix that makes valid client order ids: Binance's characters, and short enough
     that prefix, run id and sequence fit in its 36 (`ClientIds` keeps room for the sequence)."""
-    from mmkit.execution import wall_ms
     from mmkit.orders import ClientIds
 
     if not CLIENT_ORDER_ID.fullmatch(value):
@@ -88,7 +89,9 @@ def send(ctx: click.Context, symbol: str | None, dry_run: bool, live: bool,
 
     At start, orders with our prefix from an earlier run are cancelled; at the end of input
     or on SIGTERM, ours are cancelled. An order whose outcome is unknown is queried by its
-    client order id, never resent.
+    client order id, never resent. Decisions run on the books' clock; when books stop coming
+    (none for risk.maxBookAgeMs by the wall clock), everything is cancelled and nothing is
+    placed until a fresh one arrives (not in a dry run over a replay: its clock rules).
 
     \b
     Examples:
@@ -115,7 +118,7 @@ async def _send(config, symbol: str, dry_run: bool, expected_position: Decimal |
                 strict: bool) -> None:
     from mmkit.cli.market_data import _venue_spec
     from mmkit.config import SymbolConfig
-    from mmkit.execution import Execution, wall_ms
+    from mmkit.execution import Execution
     from mmkit.orders import ClientIds, manager_for
 
     out = LineWriter() if dry_run else JournaledWriter(
@@ -130,7 +133,8 @@ async def _send(config, symbol: str, dry_run: bool, expected_position: Decimal |
         session = SendSession(config, spec, manager, execution, out, dry_run, strict)
         await session.start(expected_position)
         try:
-            await session.loop(_stdin_lines(strict))
+            tick_s = max(0.005, min(0.1, session.max_book_age_ms / 4000))
+            await session.loop(StdinReader(strict, symbol, tick_s))
         finally:
             await session.stop()
             if isinstance(out, JournaledWriter):
@@ -177,6 +181,10 @@ class SendSession:
         self.risk = build_guards(spec, symbol_config.risk, symbol_config.inventory)
         self.book = None
         self.user_task: asyncio.Task | None = None
+        self.max_book_age_ms = symbol_config.risk.max_book_age_ms
+        self.feed_live: bool | None = None  # decided on the first book
+        self.fresh_recv_ts: int | None = None  # the last fresh (not stale) book's
+        self.starved_since: float | None = None  # monotonic time the watchdog fired
 
     async def start(self, expected_position: Decimal | None) -> None:
         client = self.execution.client
@@ -208,12 +216,16 @@ class SendSession:
         if not self.dry_run:
             self.user_task = asyncio.create_task(self._user_stream())
 
-    async def loop(self, lines) -> None:
+    async def loop(self, reader: StdinReader) -> None:
         from mmkit.feeds import book_top_from_line
         from mmkit.model import QuoteLevel
 
         sequence = Sequence(("book", "quote"))
-        async for number, raw, line in lines:
+        async for item in reader.items():
+            await self._watch(reader)
+            if item is TICK:
+                continue
+            number, raw, line, read_at = item
             kind, symbol = line.get("type"), line.get("symbol")
             if symbol != self.symbol or kind not in ("book", "quote"):
                 self.out.write_raw(raw)
@@ -224,17 +236,20 @@ class SendSession:
                 continue
             # Decisions run on the data's clock (the book's receive time): live, that is the
             # wall clock; on a replay, the recording's, so its age checks mean what they say.
-            # A book that stops coming is flagged stale by `depth` itself.
+            # A feed that stops is caught by the wall-clock watchdog (`_watch`).
             now = self.book.recv_ts if self.book is not None else self.execution.now()
             try:
                 if kind == "book":
                     self.book = book_top_from_line(self.spec, line)
+                    self._on_book(self.book, read_at)
                     self._risk_lines(self.risk.on_book(self.book))
                     continue
                 quote = quote_from_line(self.spec, line, QuoteLevel)
             except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
                 skip_line("send", number, describe(exc), strict=self.strict)
                 continue
+            if self.starved_since is not None:
+                continue  # no fresh book since the watchdog fired: nothing new is placed
             quote, events = self.risk.apply(quote, now)
             self._risk_lines(events)
             if self.risk.mode == "halted" and self.book is not None:
@@ -250,6 +265,44 @@ class SendSession:
             if sent:
                 self.risk.on_order_sent(now, sent)
             await self.execution.settle_unknown()
+
+    # -- the watchdog: a feed that stops ------------------------------------------------------
+
+    def _on_book(self, book, read_at: float) -> None:
+        """A book of our symbol: whether the feed is live (decided on the first book: its
+        receive time is the wall clock's, within the max book age), and the end of a
+        watchdog's cancel once a fresh book read after it comes."""
+        if self.feed_live is None:
+            self.feed_live = abs(wall_ms() - book.recv_ts) <= self.max_book_age_ms
+        if book.stale:
+            return
+        self.fresh_recv_ts = book.recv_ts
+        if self.starved_since is not None and read_at > self.starved_since:
+            self.starved_since = None
+            log.warning("data_latency: books again; quoting resumes")
+
+    async def _watch(self, reader: StdinReader) -> None:
+        """Decisions run on the data's clock, which stops when the data stops: so, while
+        orders can rest (on a venue; or a dry run on a live feed, to show what it would do),
+        a wall-clock watchdog. When no fresh book has come in for the risk's maxBookAgeMs,
+        the data-latency guard is asked at the data clock moved on by that silence (its
+        risk line says how old the book is), everything is cancelled, and nothing is placed
+        until a fresh book arrives; while starved, a late acknowledgement is cancelled too."""
+        if reader.last_book is None or self.fresh_recv_ts is None:
+            return
+        if self.dry_run and not self.feed_live:
+            return  # a replay: its own clock says how old a book is
+        silent_ms = int((time.monotonic() - reader.last_book) * 1000)
+        if self.starved_since is None:
+            if silent_ms <= self.max_book_age_ms:
+                return
+            from mmkit.model import Quote
+
+            self.starved_since = time.monotonic()
+            now = self.fresh_recv_ts + silent_ms
+            _, events = self.risk.apply(Quote(self.symbol, now, [], {}, None), now)
+            self._risk_lines(events)
+        await self.execution.cancel_all("data latency")
 
     async def _emergency(self, now: int) -> None:
         await self.execution.emergency(self.risk.emergency_orders(self.book, now))
@@ -303,40 +356,64 @@ def quote_from_line(spec, line: dict, level_type) -> object:
                  line.get("paused"))
 
 
-async def _stdin_lines(strict: bool):
+TICK = object()  # what `StdinReader.items` yields when nothing came for a tick
+
+
+class StdinReader:
     """stdin's lines without blocking the loop: a reader thread hands them over in batches
-    (works for pipes, files and terminals alike; one loop wake-up per batch, not per line)."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue()
-    room = threading.Semaphore(64)  # batches in flight: back-pressure on a fast producer
+    (works for pipes, files and terminals alike; one loop wake-up per batch, not per line),
+    each as (number, raw, line, monotonic time read). With `tick_s`, `TICK` comes after that
+    long without a line. `last_book` is when the thread last read a fresh (not stale) book of
+    `symbol`: the feed measured at the door, so lines queued behind a slow decision are not
+    taken for silence."""
 
-    def hand_over(batch: list) -> None:
-        room.acquire()
-        loop.call_soon_threadsafe(queue.put_nowait, batch)
+    def __init__(self, strict: bool, symbol: str, tick_s: float | None = None):
+        self.strict = strict
+        self.symbol = symbol
+        self.tick_s = tick_s
+        self.last_book: float | None = None
 
-    def reader() -> None:
-        batch: list = []
-        try:
-            for item in read_lines(sys.stdin.buffer, strict=strict):
-                batch.append(item)
-                if len(batch) >= 256 or not _more_waiting():
-                    hand_over(batch)
-                    batch = []
-        except InputError as exc:
-            batch.append(exc)
-        batch.append(None)
-        hand_over(batch)
+    async def items(self):
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        room = threading.Semaphore(64)  # batches in flight: back-pressure on a fast producer
 
-    threading.Thread(target=reader, name="mmkit-stdin", daemon=True).start()
-    while True:
-        batch = await queue.get()
-        room.release()
-        for item in batch:
-            if item is None:
-                return
-            if isinstance(item, InputError):
-                raise item
-            yield item
+        def hand_over(batch: list) -> None:
+            room.acquire()
+            loop.call_soon_threadsafe(queue.put_nowait, batch)
+
+        def reader() -> None:
+            batch: list = []
+            try:
+                for number, raw, line in read_lines(sys.stdin.buffer, strict=self.strict):
+                    read_at = time.monotonic()
+                    if line.get("type") == "book" and line.get("symbol") == self.symbol \
+                            and not line.get("stale"):
+                        self.last_book = read_at
+                    batch.append((number, raw, line, read_at))
+                    if len(batch) >= 256 or not _more_waiting():
+                        hand_over(batch)
+                        batch = []
+            except InputError as exc:
+                batch.append(exc)
+            batch.append(None)
+            hand_over(batch)
+
+        threading.Thread(target=reader, name="mmkit-stdin", daemon=True).start()
+        while True:
+            try:
+                async with asyncio.timeout(self.tick_s):
+                    batch = await queue.get()
+            except TimeoutError:
+                yield TICK
+                continue
+            room.release()
+            for item in batch:
+                if item is None:
+                    return
+                if isinstance(item, InputError):
+                    raise item
+                yield item
 
 
 def _more_waiting() -> bool:
