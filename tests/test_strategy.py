@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmkit.config import StrategyConfig, load_config
+from mmkit.config import InventoryConfig, StrategyConfig, load_config
 from mmkit.errors import ConfigError
 from mmkit.model import BUY, SELL, BookTop, MarketTrade, MarkPrice, OwnFill
 from mmkit.sim.instruments import default_specs
@@ -398,6 +398,65 @@ def test_a_full_inventory_stops_the_growing_side():
     levels = by_tag(strat.on_book(book(0)))
     assert not [lv for lv in levels.values() if lv.side == BUY]
     assert levels["a0"].qty == 8
+
+
+def targeted(target: str, position: int, **changes) -> Strategy:
+    """A strategy steering towards `inventory.targetPosition` = target, holding `position`."""
+    strat = make_strategy(SPEC, config(**changes),
+                          InventoryConfig(target_position=Decimal(target)))
+    strat.on_position(position, 0)
+    return strat
+
+
+def test_the_skews_steer_towards_the_target_position_not_flat():
+    plain = dict(static_fraction="0", take_profit_ticks=0, model="fixed", spread_ticks=20)
+    at_target = targeted("0.030", 30, **plain).on_book(book(0))
+    flat = strategy(**plain).on_book(book(0))
+    assert at_target.reasons["skewTicks"] == 0 and at_target.reasons["target"] == "0.030"
+    assert [(lv.tag, lv.price, lv.qty) for lv in at_target.levels] == [
+        (lv.tag, lv.price, lv.qty) for lv in flat.levels]  # at the target: as if flat
+    short_of_target = targeted("0.030", 0, **plain).on_book(book(0))
+    short = strategy(**plain)
+    short.on_position(-30, 0)
+    as_short = short.on_book(book(0))
+    # 0.030 below the target quotes as 0.030 short: reservation up, asks shrunk
+    assert short_of_target.reasons["skewTicks"] == as_short.reasons["skewTicks"] > 0
+    assert [(lv.tag, lv.price, lv.qty) for lv in short_of_target.levels] == [
+        (lv.tag, lv.price, lv.qty) for lv in as_short.levels]
+    assert by_tag(short_of_target)["a0"].qty < by_tag(flat)["a0"].qty
+    assert "target" not in flat.reasons
+
+
+@pytest.mark.parametrize("model", ["vol", "as", "glft"])
+def test_every_model_skews_on_the_distance_from_the_target(model):
+    long_of_target = targeted("-0.020", 10, model=model, take_profit_ticks=0)
+    long = strategy(model=model, take_profit_ticks=0)
+    long.on_position(30, 0)
+    for strat in (long_of_target, long):
+        run(strat, [book(t * 100, MID + (3 if t % 2 else -3)) for t in range(20)])
+    a, b = long_of_target.on_book(book(2000)), long.on_book(book(2000))
+    assert a.reasons["skewTicks"] == b.reasons["skewTicks"] < 0
+
+
+def test_the_take_profit_closes_only_the_excess_over_the_target():
+    over = by_tag(targeted("0.020", 30, take_profit_ticks=30).on_book(book(0)))
+    assert (over["tp"].side, over["tp"].qty, over["tp"].reduce_only) == (SELL, 10, True)
+    assert "aS" not in over  # its static slot goes to the take-profit, as when flat-targeted
+    under = by_tag(targeted("0.020", 10, take_profit_ticks=30).on_book(book(0)))
+    assert "tp" not in under and "aS" in under  # below the target: nothing to take profit on
+    across = by_tag(targeted("-0.020", 10, take_profit_ticks=30).on_book(book(0)))
+    assert (across["tp"].side, across["tp"].qty) == (SELL, 10)  # reduce-only: at most all
+    short_over = by_tag(targeted("-0.020", -35, take_profit_ticks=30).on_book(book(0)))
+    assert (short_over["tp"].side, short_over["tp"].qty) == (BUY, 15)
+
+
+def test_the_target_comes_from_the_inventory_config():
+    overrides = {"symbols": {"ETHUSDC": {"inventory": {"targetPosition": "-0.0159"}}}}
+    cfg = load_config(env={}, overrides=overrides).symbol("ETHUSDC")
+    assert make_strategy(SPEC, cfg.strategy, cfg.inventory).target == -15  # towards zero
+    assert make_strategy(SPEC, cfg.strategy).target == 0  # without it: flat
+    huge = InventoryConfig(target_position=Decimal("0.5"))
+    assert make_strategy(SPEC, cfg.strategy, huge).target == 50  # within maxInventory
 
 
 # --- signals ------------------------------------------------------------------------------------------

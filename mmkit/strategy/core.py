@@ -11,7 +11,7 @@ import math
 from collections import deque
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from mmkit.config import StrategyConfig
+from mmkit.config import InventoryConfig, StrategyConfig
 from mmkit.model import BUY, SELL, BookTop, MarketTrade, MarkPrice, OwnFill, Quote, QuoteLevel
 from mmkit.strategy import models
 from mmkit.strategy.models import ModelInput, Pricing
@@ -34,15 +34,24 @@ def _ceil_div(a: int, b: int) -> int:
 class Strategy:
     """One symbol's quoting. Feed it events; `on_book` answers with a `Quote` when the desired
     ladder changed, when quoting pauses or resumes, and at least every `quoteInterval` ms of
-    book time (a heartbeat repeating the current ladder); otherwise None."""
+    book time (a heartbeat repeating the current ladder); otherwise None.
 
-    def __init__(self, spec: SymbolSpec, config: StrategyConfig) -> None:
+    `inventory` (`symbols.<SYMBOL>.inventory`) gives `targetPosition`: the skews and the
+    take-profit act on the position's distance from it (`excess`); without it the target
+    is flat."""
+
+    def __init__(self, spec: SymbolSpec, config: StrategyConfig,
+                 inventory: InventoryConfig | None = None) -> None:
         self.spec = spec
         self.config = config
         c = config
         step, tick = spec.step_size, spec.tick_size
         self.base_steps = max(1, spec.round_qty(c.base_size))
         self.max_steps = max(1, spec.round_qty(c.max_inventory))
+        # signed steps, rounded towards zero and held within ±maxInventory
+        target = inventory.target_position if inventory is not None else Decimal(0)
+        steps = min(spec.round_qty(abs(target)), self.max_steps)
+        self.target = -steps if target < 0 else steps
         self.static_steps = int((self.base_steps * c.static_fraction)
                                 .to_integral_value()) if c.static_fraction else 0
         self.level_steps = self.base_steps - self.static_steps
@@ -183,11 +192,17 @@ class Strategy:
 
     # -- the ladder -----------------------------------------------------------------------------
 
+    @property
+    def excess(self) -> int:
+        """Position − targetPosition, signed steps: what the skews and take-profit steer
+        back to zero."""
+        return self.position - self.target
+
     def _pricing(self, mid: float) -> Pricing:
         c = self.config
+        q = self.excess
         x = ModelInput(base_half=self.base_half(mid), sigma=self.vol.ticks,
-                       inventory_ratio=self.position / self.max_steps,
-                       inventory_lots=self.position / self.base_steps)
+                       inventory_ratio=q / self.max_steps, inventory_lots=q / self.base_steps)
         low, high = float(c.min_half_spread_ticks), float(c.max_half_spread_ticks)
         if c.model == "fixed":
             return models.fixed(x, self.skew)
@@ -214,10 +229,12 @@ class Strategy:
         return qty if qty >= self.min_steps(price) else 0
 
     def _skewed(self, qty: int, grows: bool) -> int:
-        """Sizes on the side that grows the position shrink by sizeSkew × |q| / Qmax."""
-        if not grows or not self.position:
+        """Sizes on the side that grows the excess (position − target) shrink by
+        sizeSkew × |excess| / Qmax."""
+        q = self.excess
+        if not grows or not q:
             return qty
-        factor = 1 - self.size_skew * abs(self.position) / self.max_steps
+        factor = 1 - self.size_skew * abs(q) / self.max_steps
         return int((qty * max(factor, Decimal(0))).to_integral_value(ROUND_FLOOR))
 
     def _price_ok(self, price: int) -> bool:
@@ -276,6 +293,8 @@ class Strategy:
         }
         if self.entry is not None and self.position:
             reasons["entry"] = round(self.entry * tick, 6)
+        if self.target:
+            reasons["target"] = self._qty_text(self.target)
         return levels, reasons
 
     def _side(self, side: str, top: int, ts: int) -> list[QuoteLevel]:
@@ -283,7 +302,7 @@ class Strategy:
         c = self.config
         sign = -1 if side == BUY else 1  # direction away from the touch
         prefix = "b" if side == BUY else "a"
-        grows = (self.position >= 0) if side == BUY else (self.position <= 0)
+        grows = (self.excess >= 0) if side == BUY else (self.excess <= 0)  # moves off target
         room = self.max_steps - self.position if side == BUY else self.max_steps + self.position
         room = max(room, 0)
         out: list[QuoteLevel] = []
@@ -307,8 +326,7 @@ class Strategy:
                       ts: int) -> QuoteLevel | None:
         """The parked order keeps its price and size until staticRefresh ms have passed, or
         the ladder moved behind it, or it no longer fits the room; then it is re-placed."""
-        if not self.static_steps or (self.position and self.config.take_profit_ticks
-                                     and not grows):
+        if not self.static_steps or (self._take_profit_qty() and not grows):
             self._static[side] = None  # the reducing side's slot goes to the take-profit
             return None
         kept = self._static[side]
@@ -328,14 +346,23 @@ class Strategy:
         self._static[side] = (level, ts)
         return level
 
+    def _take_profit_qty(self) -> int:
+        """The take-profit's size: the excess over the target, when closing it reduces the
+        position (a reduce-only order cannot build one), at most the whole position."""
+        p, q = self.position, self.excess
+        if not self.config.take_profit_ticks or not p or not q or (p > 0) != (q > 0):
+            return 0
+        return min(abs(p), abs(q))
+
     def _take_profit(self, best_bid: int, best_ask: int,
                      levels: list[QuoteLevel]) -> QuoteLevel | None:
-        """A reduce-only order for the whole position at entry ± takeProfitTicks, kept on the
-        passive side of the book and of our own quotes."""
+        """A reduce-only order for the excess over the target (the whole position when the
+        target is flat) at entry ± takeProfitTicks, kept on the passive side of the book and
+        of our own quotes."""
         n = self.config.take_profit_ticks
-        if not n or not self.position or self.entry is None:
+        qty = self._take_profit_qty()
+        if not qty or self.entry is None:
             return None
-        qty = abs(self.position)
         if self.max_qty_steps is not None:
             qty = min(qty, self.max_qty_steps)
         if self.position > 0:
@@ -351,11 +378,14 @@ class Strategy:
             return None
         return QuoteLevel(side, price, qty, "tp", reduce_only=True)
 
-    def _qty_text(self) -> str:
-        text = self.spec.qty_str(abs(self.position))
-        return "-" + text if self.position < 0 else text
+    def _qty_text(self, steps: int | None = None) -> str:
+        steps = self.position if steps is None else steps
+        text = self.spec.qty_str(abs(steps))
+        return "-" + text if steps < 0 else text
 
 
-def make_strategy(spec: SymbolSpec, config: StrategyConfig) -> Strategy:
-    """The strategy for one symbol with its validated settings (`symbols.<SYMBOL>.strategy`)."""
-    return Strategy(spec, config)
+def make_strategy(spec: SymbolSpec, config: StrategyConfig,
+                  inventory: InventoryConfig | None = None) -> Strategy:
+    """The strategy for one symbol with its validated settings (`symbols.<SYMBOL>.strategy`,
+    and `symbols.<SYMBOL>.inventory` for targetPosition; without it the target is flat)."""
+    return Strategy(spec, config, inventory)
