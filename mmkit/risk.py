@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from fractions import Fraction
@@ -489,6 +489,8 @@ class RiskEngine:
         self.day: int | None = None
         self.daily_notional = Decimal(0)
         self._day_start_pnl = Fraction(0)
+        # today's fills from before this process (`seed_day`): trade id → (notional, PnL)
+        self._seeded: dict[int, tuple[Decimal, Fraction]] = {}
         self._sticky = False  # a kill-switch halt lasts until the next UTC day
         self._cooldown_until: int | None = None
         self._last_emergency: int | None = None
@@ -526,7 +528,8 @@ class RiskEngine:
 
     @property
     def daily_pnl(self) -> Decimal:
-        """Realized + unrealized − fees since 00:00 UTC (or since start), at the last mid."""
+        """Realized + unrealized − fees since 00:00 UTC, at the last mid: since start, plus
+        the realized PnL − fees of the day's earlier fills given to `seed_day`."""
         return _frac_to_dec(self._daily_pnl())
 
     @property
@@ -590,6 +593,10 @@ class RiskEngine:
     def on_fill(self, fill: OwnFill) -> list[RiskEvent]:
         """Position, average entry, realized PnL, fees, the day's notional and the fill VWAP."""
         events = self._take_pending() + self._roll_day(fill.ts)
+        seeded = self._seeded.pop(fill.trade_id, None)
+        if seeded is not None:  # seeded at start and now delivered: counted once, here
+            self.daily_notional -= seeded[0]
+            self._day_start_pnl += seeded[1]
         self.ledger.fill(fill.side, fill.price, fill.qty)
         self.ledger.fee(fill.commission, fill.commission_asset, self._quote_assets)
         self.daily_notional += self.spec.notional(fill.price, fill.qty)
@@ -607,12 +614,37 @@ class RiskEngine:
         """Orders placed or modified at `ts` (cancels are not counted)."""
         self._orders.append((ts, count))
 
+    def seed_day(self, fills: Iterable[OwnFill], now_ms: int) -> list[RiskEvent]:
+        """Today's fills from before this process started (GET /fapi/v1/userTrades since
+        00:00 UTC of `now_ms`), so a restart does not reset the daily budgets: their notional
+        counts against dailyMax, their realized PnL (the venue's `realizedPnl`) minus
+        commissions in the quote or margin asset against the kill switch. Fills of another
+        UTC day or symbol, and trade ids already seeded, are left out. Position, entry and
+        the VWAP are not touched (the venue's position comes through `on_position`). A seeded
+        trade that later reaches `on_fill` is counted once, there. Returns the events it
+        causes: a day already past killSwitchLoss halts again, until 00:00 UTC."""
+        events = self._take_pending() + self._roll_day(now_ms)
+        for fill in fills:
+            if (fill.symbol != self.spec.symbol or fill.ts // DAY_MS != self.day
+                    or fill.trade_id in self._seeded):
+                continue
+            pnl = Fraction(fill.realized_pnl)
+            if fill.commission_asset in self._quote_assets or not fill.commission_asset:
+                pnl -= Fraction(fill.commission)
+            notional = self.spec.notional(fill.price, fill.qty)
+            self._seeded[fill.trade_id] = (notional, pnl)
+            self.daily_notional += notional
+            self._day_start_pnl -= pnl
+        events += self._check_losses(now_ms)
+        return events + self._refresh_mode(now_ms)
+
     def new_day(self, ts: int) -> list[RiskEvent]:
         """Reset the daily counters (notional traded, PnL baseline) at 00:00 UTC of `ts`; a
         kill-switch halt becomes an ordinary one (flatten, cool down, resume)."""
         self.day = ts // DAY_MS
         self.daily_notional = Decimal(0)
         self._day_start_pnl = self.ledger.total(self.mid)
+        self._seeded.clear()
         if not self._sticky:
             return []
         self._sticky = False

@@ -177,6 +177,56 @@ def test_kill_switch_halts_for_the_day_then_resumes():
     assert e.mode == NORMAL and acts(events, "cooldown") == ["resume"]
 
 
+def earlier(side: str, price: int, qty: int, ts: int, *, trade_id: int | None = None,
+            pnl: str = "0", fee: str = "0", symbol: str = "ETHUSDC") -> OwnFill:
+    """A fill made before this process started (a GET /fapi/v1/userTrades row)."""
+    return OwnFill(symbol, ts, trade_id or ts, 1, "mm-old", side, price, qty, True,
+                   Decimal(fee), "USDC", Decimal(pnl))
+
+
+def test_seed_day_counts_todays_earlier_fills_against_the_daily_notional():
+    midnight = (T0 // DAY_MS) * DAY_MS
+    e = ready(engine())
+    events = e.seed_day([
+        earlier(BUY, PX, 30, midnight + 1),  # 60 USDC
+        earlier(SELL, PX, 30, midnight + 2),  # 60 USDC
+        earlier(BUY, PX, 30, midnight + 2, trade_id=midnight + 1),  # the same trade again
+        earlier(BUY, PX, 50, midnight - 1),  # yesterday's
+        earlier(BUY, PX, 50, midnight + 3, symbol="BTCUSDC"),  # another symbol's
+    ] + [earlier(side, PX, 30, T0 - 100 + i) for i, side in enumerate([BUY, SELL] * 3)],
+        T0)
+    assert events == [] and e.daily_notional == Decimal("480.00000")  # 8 × 60 of 500
+    assert e.position == 0  # the position is the venue's (on_position), not the fills'
+    out, events = e.apply(quote(T0 + 10, bid(PX - 100, 20), ask(PX + 100, 20)), T0 + 10)
+    assert [lv.qty for lv in out.levels] == [10, 9]  # 20 USDC left, as if we had seen them
+    assert acts(events, "daily_notional") == ["shrink", "shrink"]
+    e.on_fill(fill(BUY, PX, 30, midnight + 1))  # a seeded trade arriving again counts once
+    assert e.daily_notional == Decimal("480.00000")
+    next_day = midnight + DAY_MS
+    e.on_book(book(next_day))
+    assert e.daily_notional == 0
+
+
+def test_seed_day_keeps_the_kill_switch_across_a_restart():
+    e = ready(engine(stop_loss_pct=Decimal(20)))
+    events = e.seed_day([earlier(BUY, PX, 40, T0 - 60_000, pnl="0", fee="0.04"),
+                         earlier(SELL, 195_000, 40, T0 - 50_000, pnl="-2.00", fee="0.04"),
+                         earlier(BUY, PX, 40, T0 - 40_000, pnl="0", fee="0.04"),
+                         earlier(SELL, 180_000, 40, T0 - 30_000, pnl="-8.00", fee="0.04")],
+                        T0)
+    assert e.daily_pnl == Decimal("-10.16") and e.mode == HALTED
+    assert acts(events, "kill_switch") == ["halt"]  # stopped today, stopped after a restart
+    out, _ = e.apply(quote(T0 + 1, bid(PX - 100, 10)), T0 + 1)
+    assert out.levels == [] and out.paused == "risk halted: kill_switch"
+
+    fresh = ready(engine(stop_loss_pct=Decimal(20)))
+    fresh.seed_day([earlier(SELL, 195_000, 40, T0 - 50_000, pnl="-2.00", fee="0.04")], T0)
+    assert fresh.daily_pnl == Decimal("-2.04") and fresh.mode == NORMAL
+    fresh.on_fill(fill(BUY, PX, 10, T0 + 1, fee="0.01"))
+    fresh.on_fill(fill(SELL, PX - 100, 10, T0 + 2, fee="0.01"))  # realized -0.01 here
+    assert fresh.daily_pnl == Decimal("-2.07")  # before and after the restart, added up
+
+
 def test_data_latency_cancels_all_on_stale_or_old_books():
     e = engine()
     out, events = e.apply(quote(T0, bid(PX - 100, 10)), T0)
