@@ -195,6 +195,7 @@ def test_userstream_shows_an_order_and_its_fill(raw):
     (["depth", "ETHUSDC", "--every", "1s", "--on-change"], "--every and --on-change"),
     (["depth", "ETHUSDC", "--speed", "10"], "--speed"),
     (["trades", "ETHUSDC", "--speed", "1"], "--speed"),
+    (["depth", "--replay", "eth.jsonl.gz", "--user"], "--user"),
 ])
 def test_contradictory_flags_are_usage_errors(tmp_path, args, says):
     result = mmkit(*args, cwd=tmp_path, timeout=30)

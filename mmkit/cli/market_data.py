@@ -53,16 +53,28 @@ def replay_options(func):
 @click.option("--record", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
               help="Also write the snapshot, raw diffs and trades with receive times "
                    "(gzip when FILE ends in .gz), for --replay and the simulator.")
+@click.option("--user", is_flag=True,
+              help="Also the account's position and fill lines for SYMBOL, from the user "
+                   "data stream (starting with the position now), so `quote` knows the "
+                   "inventory: mmkit depth ETHUSDC --user | mmkit quote | mmkit send.")
 @replay_options
 @click.pass_context
 def depth(ctx: click.Context, symbol: str | None, levels: int, every: str | None,
-          on_change: bool, stale: str, update_speed: str, record: str | None,
+          on_change: bool, stale: str, update_speed: str, record: str | None, user: bool,
           replay: tuple[str, ...], speed: float) -> None:
     """The local order book as `book` lines (docs/streams.md), kept by Binance's
     snapshot + diff procedure; a break is logged as book_resync and the book re-synced.
 
+    With --user, the account's `position` and `fill` lines for the symbol come in the same
+    stream: the position now (REST) first, then the user data stream's, as `mmkit
+    userstream` gets them (listen key kept alive and renewed; after a reconnect, missed
+    fills recovered and the position reconciled). `quote` reads them for its inventory
+    skew, take-profit and maxInventory; `send`, which has its own user stream, passes the
+    position lines on and writes each fill once (its own).
+
     \b
     Examples:
+      mmkit --venue sim depth ETHUSDC --user | mmkit quote | mmkit --venue sim send
       mmkit --venue sim depth ETHUSDC --levels 5 --every 100ms
       mmkit --venue sim depth ETHUSDC --record eth.jsonl.gz
       mmkit depth --replay eth.jsonl.gz --speed 10
@@ -77,12 +89,15 @@ def depth(ctx: click.Context, symbol: str | None, levels: int, every: str | None
     if replay:
         if record:
             raise click.UsageError("--record and --replay do not go together")
+        if user:
+            raise click.UsageError("--user reads the account's live stream; a --replay has "
+                                   "none (give `quote --position` instead)")
         _replay_depth(list(replay), symbol, levels, every_ms, stale_ms, speed)
         return
     if not symbol:
         raise click.UsageError("give a SYMBOL (or --replay FILE)")
     run(_live_depth(load(ctx), symbol.upper(), levels, every_ms, stale_ms,
-                    UPDATE_SPEEDS[update_speed], record))
+                    UPDATE_SPEEDS[update_speed], record, user))
 
 
 @click.command("trades")
@@ -136,7 +151,7 @@ def _routed(config) -> bool:
 
 
 async def _live_depth(config, symbol: str, levels: int, every_ms: int, stale_ms: int,
-                      suffix: str, record: str | None) -> None:
+                      suffix: str, record: str | None, user: bool = False) -> None:
     from mmkit.binance.ws import StreamClient, route_for, stream_url
     from mmkit.feeds import DepthFeed
     from mmkit.recording import Recorder
@@ -165,13 +180,54 @@ async def _live_depth(config, symbol: str, levels: int, every_ms: int, stale_ms:
             _record_trades(StreamClient(url(trade_stream)), trade_stream, recorder)) \
             if recorder is not None else None
         try:
-            async for line in feed.lines_out():
-                out.write(line)
+            if user:
+                await _with_account(client, config, symbol, out, feed.lines_out())
+            else:
+                async for line in feed.lines_out():
+                    out.write(line)
         finally:
             if recording_trades is not None:
                 recording_trades.cancel()
             if recorder is not None:
                 recorder.close()
+
+
+async def _with_account(client, config, symbol: str, out: LineWriter, book_lines) -> None:
+    """`depth --user`: the book lines merged with the account's `position` and `fill` lines
+    for `symbol`. First the position now (REST, `reason` SNAPSHOT, the net of the symbol's
+    rows; a flat account gets qty 0 too, so a stage's `--position` guess is replaced), then
+    the user data stream's lines (`mmkit.userstream`: listen key kept alive and renewed,
+    reconciled over REST after a reconnect, fills deduplicated). Either ending ends both;
+    an error of either (a key the venue refuses) ends the command."""
+    from decimal import Decimal
+
+    from mmkit.execution import wall_ms
+    from mmkit.tasks import cancel_and_wait
+    from mmkit.userstream import UserStream, position_line_from_rest
+
+    rows = [row for row in await client.positions(symbol) if row.get("symbol") == symbol]
+    if len(rows) != 1:  # none, or a hedge-mode account's LONG and SHORT: their net
+        net = sum((Decimal(row.get("positionAmt") or "0") for row in rows), Decimal(0))
+        rows = [{"symbol": symbol, "positionAmt": str(net)}]
+    out.write({**position_line_from_rest(rows[0], wall_ms()), "reason": "SNAPSHOT"})
+    stream = UserStream(client, config.ws_url, [symbol], routed=_routed(config))
+
+    async def account() -> None:
+        async for line in stream.lines():
+            if line.get("type") in ("position", "fill"):
+                out.write(line)
+
+    async def books() -> None:
+        async for line in book_lines:
+            out.write(line)
+
+    tasks = [asyncio.create_task(books()), asyncio.create_task(account())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        await cancel_and_wait(*tasks)
 
 
 async def _record_trades(stream, name: str, recorder) -> None:

@@ -43,12 +43,14 @@ def quantity_option(ctx: click.Context, param: click.Parameter,
 @click.pass_context
 def quote(ctx: click.Context, only: str | None, settings: tuple[str, ...], position: Decimal,
           strict: bool) -> None:
-    """Read market lines (book, trade, markPrice, position, fill) on stdin and write them through, each `book` followed by a `quote`
-    line when the desired orders change (and as a heartbeat). Models and parameters:
-    docs/strategy.md.
+    """Read market lines (book, trade, markPrice, position, fill) on stdin and write them
+    through, each `book` followed by a `quote` line when the desired orders change (and as a
+    heartbeat). The inventory comes from position and fill lines (`depth --user` brings
+    them), else --position. Models and parameters: docs/strategy.md.
 
     \b
     Examples:
+      mmkit --venue sim depth ETHUSDC --user | mmkit quote | mmkit --venue sim send
       mmkit --venue sim depth ETHUSDC | mmkit quote | mmkit --venue sim send --dry-run
       mmkit depth --replay rec.jsonl.gz | mmkit quote --set strategy.spreadTicks=3 \\
         | jq 'select(.type=="quote")'
