@@ -63,13 +63,15 @@ def after_the_run(sim, out_lines: list[dict]) -> None:
 
 
 def test_depth_quote_send_pipeline_trades_and_cleans_up(tmp_path):
+    """The documented pipe, `depth --user` bringing the position and fills to `quote`; send
+    writes each fill once (its own stream's) and passes the position lines on."""
     with ServerThread(fast_venue(), "127.0.0.1", 0) as sim:
         out = tmp_path / "send.jsonl"
         settings = [a for s in TIGHT for a in ("--set", s)]
         with open(out, "wb") as sink:
             depth = subprocess.Popen([sys.executable, "-m", "mmkit", *venue_args(sim), "depth",
-                                      "ETHUSDC", "--levels", "5"], stdout=subprocess.PIPE,
-                                     env=env())
+                                      "ETHUSDC", "--levels", "5", "--user"],
+                                     stdout=subprocess.PIPE, env=env())
             quote = subprocess.Popen([sys.executable, "-m", "mmkit", "quote", *settings],
                                      stdin=depth.stdout, stdout=subprocess.PIPE, env=env())
             send = subprocess.Popen([sys.executable, "-m", "mmkit", *venue_args(sim), "send"],
@@ -87,8 +89,9 @@ def test_depth_quote_send_pipeline_trades_and_cleans_up(tmp_path):
         assert send.returncode == 0, send.stderr.read()
         lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
         kinds = {line["type"] for line in lines}
-        assert {"order_new", "order_ack", "fill"} <= kinds
-        after_the_run(sim, lines)
+        assert {"order_new", "order_ack", "fill", "position"} <= kinds
+        assert lines[0]["type"] == "position" and lines[0]["reason"] == "SNAPSHOT"
+        after_the_run(sim, lines)  # among others: no fill twice
 
 
 @pytest.mark.parametrize("faults", [None, {"error_rate": 0.05, "delay_ms": 5}])

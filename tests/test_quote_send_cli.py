@@ -201,3 +201,28 @@ def test_set_warns_for_keys_another_stage_reads_and_send_takes_its_own(tmp_path)
         result.stderr
     (new,) = [orjson.loads(x) for x in result.stdout.splitlines() if b'"order_new"' in x]
     assert new["qty"] == "0.004"  # shrunk by the order_size guard to the --set cap
+
+
+def test_a_dry_run_takes_the_position_from_upstream_and_passes_fills_on(tmp_path):
+    """Upstream position lines (`depth --user`) reach a dry run's risk guards: 0.045 of a
+    0.05 max is reduce-only, so the bid is dropped; a dry run has no user stream of its own,
+    so an upstream fill passes on, once."""
+    position = {"type": "position", "symbol": "ETHUSDC", "ts": 900, "qty": "0.045",
+                "entryPrice": "3000.00", "breakEvenPrice": "3000.00", "unrealizedPnl": "0",
+                "accumulatedRealized": "0", "marginType": "cross", "positionSide": "BOTH",
+                "reason": "SNAPSHOT"}
+    fill = {"type": "fill", "symbol": "ETHUSDC", "ts": 950, "tradeId": 1, "orderId": 2,
+            "clientOrderId": "x", "side": "BUY", "price": "3000.00", "qty": "0.005",
+            "maker": True, "commission": "0", "commissionAsset": "USDC", "realizedPnl": "0",
+            "source": "stream"}
+    stdin = orjson.dumps(position) + b"\n" + orjson.dumps(fill) + b"\n" + books(1_000) + \
+        quote_line_for("ETHUSDC", "2999.90")
+    with serve() as sim:
+        result = mmkit("--venue", "sim", "--base-url", sim.base_url, "--ws-url", sim.ws_url,
+                       "send", "--dry-run", stdin=stdin, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [orjson.loads(x) for x in result.stdout.splitlines()]
+    assert [x for x in lines if x["type"] in ("position", "fill")] == [position, fill]
+    risk = [(x["guard"], x["action"]) for x in lines if x["type"] == "risk"]
+    assert ("reduce_only", "reduce_only") in risk and ("reduce_only", "drop") in risk
+    assert not [x for x in lines if x["type"] == "order_new"]

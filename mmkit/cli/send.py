@@ -85,7 +85,9 @@ def send(ctx: click.Context, symbol: str | None, dry_run: bool, live: bool,
          strict: bool) -> None:
     """Read `quote` lines (and `book` lines, for the risk guards) on stdin; place, modify and
     cancel orders so what rests equals the latest quote; write order_new, order_modify,
-    order_ack, order_cancel, order_reject, fill and risk lines. Other lines pass through.
+    order_ack, order_cancel, order_reject, fill and risk lines. Other lines pass through,
+    except upstream `fill` lines of the symbol traded (from `depth --user`): send writes
+    its own, from its own user stream (a dry run, which has none, passes them on).
 
     At start, orders with our prefix from an earlier run are cancelled; at the end of input
     or on SIGTERM, ours are cancelled. An order whose outcome is unknown is queried by its
@@ -228,7 +230,9 @@ class SendSession:
             number, raw, line, read_at = item
             kind, symbol = line.get("type"), line.get("symbol")
             if symbol != self.symbol or kind not in ("book", "quote"):
-                self.out.write_raw(raw)
+                if symbol != self.symbol or kind not in ("fill", "position") or \
+                        self._upstream_account(kind, number, line):
+                    self.out.write_raw(raw)
                 continue
             late = sequence.out_of_order(line)
             if late:
@@ -265,6 +269,24 @@ class SendSession:
             if sent:
                 self.risk.on_order_sent(now, sent)
             await self.execution.settle_unknown()
+
+    def _upstream_account(self, kind: str, number: int, line: dict) -> bool:
+        """A fill or position line of our symbol from upstream (`depth --user`, for
+        `quote`); whether to pass it on. With a user stream of our own (not a dry run) our
+        own fill lines are written, so an upstream copy is dropped (a fill once in our
+        output and journal), and the venue's position comes from our stream; position
+        lines pass on (we write none). A dry run has no stream: the position feeds the risk
+        guards, and both pass on."""
+        if kind == "fill":
+            return self.dry_run
+        if self.dry_run:
+            try:
+                qty = line["qty"]
+                steps = self.spec.to_steps(qty.lstrip("-")) * (-1 if qty.startswith("-") else 1)
+                self.risk.on_position(steps, int(line["ts"]))
+            except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+                skip_line("send", number, describe(exc), strict=self.strict)
+        return True
 
     # -- the watchdog: a feed that stops ------------------------------------------------------
 
