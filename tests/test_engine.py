@@ -96,6 +96,49 @@ def test_reduce_only_must_reduce():
     assert order.executed_qty == 10 and e.positions[S].amount == 0
 
 
+def _expired_reduce_only(events) -> list[int]:
+    return [x.order.order_id for x in events if isinstance(x, OrderUpdate)
+            and x.execution_type == "EXPIRED" and x.order.status == "EXPIRED"
+            and x.order.expire_reason == 4 and x.order.reduce_only]
+
+
+def test_reduce_only_orders_expire_when_a_fill_closes_the_position():
+    """Audit: long 40, a resting reduce-only ask for 40; a MARKET sell closes the position.
+    The reduce-only order can no longer reduce: it expires (er=4) and leaves the book."""
+    e = engine("risk_averse", "100000")
+    e.place(1, limit("BUY", ASK, 40, "IOC"))
+    ro, _ = e.place(2, limit("SELL", ASK + 5, 40, reduce_only=True))
+    _, events = e.place(3, OrderRequest(S, "SELL", "MARKET", 40))
+    assert e.positions[S].amount == 0
+    assert ro.status == "EXPIRED" and ro.expire_reason == 4
+    assert _expired_reduce_only(events) == [ro.order_id]
+    assert e.open_orders() == [] and dict(e.depth(S, 10).asks)[ASK + 5] == 1000
+
+
+def test_a_market_trade_that_closes_the_position_expires_the_other_reduce_only_orders():
+    e = engine("risk_averse", "100000")
+    e.place(1, limit("SELL", BID, 30, "IOC"))  # short 30
+    first, _ = e.place(2, limit("BUY", BID, 30, reduce_only=True))  # behind 1000
+    second, _ = e.place(3, limit("BUY", BID - 2, 30, reduce_only=True))
+    events = e.apply(sell_trade(BID - 1, 1))  # through our bid: fills all 30 of `first`
+    assert first.status == "FILLED" and e.positions[S].amount == 0
+    assert second.status == "EXPIRED" and _expired_reduce_only(events) == [second.order_id]
+
+
+def test_only_surplus_reduce_only_orders_expire_best_priced_first():
+    """Long 40 with reduce-only asks of 30 (better price) and 30: both can reduce. After a
+    fill leaves 20, the better-priced one covers the whole position, so the other expires."""
+    e = engine("risk_averse", "100000")
+    e.place(1, limit("BUY", ASK, 40, "IOC"))
+    worse, _ = e.place(2, limit("SELL", ASK + 6, 30, reduce_only=True))
+    better, _ = e.place(3, limit("SELL", ASK + 5, 30, reduce_only=True))
+    assert worse.is_open and better.is_open
+    _, events = e.place(4, limit("SELL", BID, 20, "IOC"))
+    assert e.positions[S].amount == 20
+    assert better.status == "NEW" and worse.status == "EXPIRED"
+    assert _expired_reduce_only(events) == [worse.order_id]
+
+
 def test_self_trade_prevention_expires_our_maker_by_default():
     e = engine()
     e.apply(DepthDiff(S, 2, 2, 101, 101, 100, [], [(ASK, 0)]))  # nobody ahead of our ask
@@ -280,8 +323,11 @@ def _check_invariants(e: Engine) -> None:
     fees = sum((f.commission for f in e.fills), Decimal(0))
     funding = sum((i.income for i in e.incomes if i.income_type == "FUNDING_FEE"), Decimal(0))
     assert e.balances["USDC"].wallet == Decimal("100000") + realized - fees + funding
+    amount = e.positions[S].amount
     for order in e.open_orders():
         assert order.queue_ahead >= 0
+        if order.reduce_only:  # it can still reduce: the position is on the other side
+            assert (amount > 0 and order.side == "SELL") or (amount < 0 and order.side == "BUY")
 
 
 def test_modified_reduce_only_order_expires_once_the_position_is_closed():

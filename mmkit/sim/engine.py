@@ -287,18 +287,23 @@ class Engine:
         book = self.books.get(event.symbol)
         if book is None:
             return []
+        fills = len(self.fills)
         if isinstance(event, DepthDiff):
-            return self._on_diff(book, event)
-        if isinstance(event, MarketTrade):
-            return self._on_trade(book, event)
-        if isinstance(event, MarkPrice):
+            events = self._on_diff(book, event)
+        elif isinstance(event, MarketTrade):
+            events = self._on_trade(book, event)
+        elif isinstance(event, MarkPrice):
             book.mark, book.index = event.mark, event.index
             book.funding_rate = event.funding_rate
             book.next_funding_time = event.next_funding_time
             return []
-        if isinstance(event, DepthSnapshot):
-            return self._on_snapshot(book, event)
-        return []  # BookTicker: the engine derives its own
+        elif isinstance(event, DepthSnapshot):
+            events = self._on_snapshot(book, event)
+        else:
+            return []  # BookTicker: the engine derives its own
+        if len(self.fills) != fills:  # the position moved
+            events += self._expire_surplus_reduce_only(book, event.ts)
+        return events
 
     def _on_snapshot(self, book: _Book, snap: DepthSnapshot) -> list[EngineEvent]:
         old_bids, old_asks = dict(book.market.bids), dict(book.market.asks)
@@ -478,11 +483,35 @@ class Engine:
                                 "the order history")
         self.orders[order.order_id] = order
         events: list[EngineEvent] = [OrderUpdate(ts, "NEW", _copy(order))]
+        fills = len(self.fills)
         if crosses or request.type == "MARKET":
             events += self._take(book, order, ts)
         if order.is_open:
             events += self._after_taking(book, order, position, ts)
+        if len(self.fills) != fills:
+            events += self._expire_surplus_reduce_only(book, ts)
         return order, events
+
+    def _expire_surplus_reduce_only(self, book: _Book, ts: int) -> list[EngineEvent]:
+        """After the position moved: a resting reduce-only order that can no longer reduce
+        expires (EXPIRED, er=4), as on Binance. That is every one when the position is flat
+        or on its own side; otherwise each one behind reduce-only orders of higher priority
+        (better price, then earlier in the queue) that already cover the whole position."""
+        amount = self.positions[book.spec.symbol].amount
+        events: list[EngineEvent] = []
+        for side in (BUY, SELL):
+            levels = book.orders[side]
+            if not any(o.reduce_only for q in levels.values() for o in q):
+                continue
+            cover = abs(amount) if _reduces(amount, side) else 0
+            ahead = 0
+            for price in sorted(levels, reverse=side == BUY):
+                for order in [o for o in levels[price] if o.reduce_only]:
+                    if ahead >= cover:
+                        events += self._close(book, order, "EXPIRED", ts, reason=4)
+                    else:
+                        ahead += order.orig_qty - order.executed_qty
+        return events
 
     def _after_taking(self, book: _Book, order: Order, position: Position, ts: int
                       ) -> list[EngineEvent]:
@@ -840,6 +869,7 @@ class Engine:
         if old_price != price:
             events.append(self._delta(book, ts, book.last_id + 1, *self._level(
                 side, old_price, 0)))
+        fills = len(self.fills)
         if crosses:
             events += self._take(book, order, ts)
         if order.is_open:
@@ -849,6 +879,8 @@ class Engine:
         else:
             events.append(self._delta(book, ts, book.last_id + 1, *self._level(
                 side, price, 0)))
+        if len(self.fills) != fills:
+            events += self._expire_surplus_reduce_only(book, ts)
         return order, events
 
     def cancel_all(self, ts: int, symbol: str, reason: str = "CANCELED") -> list[EngineEvent]:
