@@ -168,6 +168,9 @@ def test_clock_skew_fault_moves_server_time():
         server_time = http.get("/fapi/v1/time").json()["serverTime"]
         assert server_time - time.time() * 1000 > 25_000
         assert order(http).json()["code"] == -1021
+        # counted like every other fault: once per REST request served on the skewed clock
+        metrics = http.get("/metrics").text
+        assert 'mmkit_sim_faults_total{fault="clock_skew"} 2.0' in metrics
 
 
 def test_streams_follow_the_book_and_the_user_stream_reports_fills(server, http):

@@ -158,6 +158,8 @@ class SimServer:
         ip = request.client.host if request.client else "?"
         endpoint = self.endpoints.get((request.method, path))
         faults = self.venue.faults
+        if faults.clock_skew_ms:  # this request is served on the skewed clock
+            self.venue.metrics.faults.labels("clock_skew").inc()
         if faults.delay_ms:
             self.venue.metrics.faults.labels("delay").inc()
             await asyncio.sleep(faults.delay_ms / 1000)
