@@ -111,6 +111,29 @@ def test_batch_orders_answer_per_element(http):
     assert http.signed("GET", "/fapi/v1/openOrders", symbol="ETHUSDC").json() == []
 
 
+def test_a_batch_counts_five_on_the_ten_second_window_and_one_on_the_minute():
+    """Binance's order-entry costs: POST/PUT /fapi/v1/batchOrders count 5 on ORDERS 10s and
+    1 on ORDERS 1m (the audit saw X-MBX-ORDER-COUNT-1M go 6 → 11 after one batch)."""
+    with serve(static_venue(step=True)) as server:  # step mode: the windows cannot roll over
+        http = SignedHttp(server.base_url)
+        one = order(http)
+        assert (one.headers["X-MBX-ORDER-COUNT-10S"], one.headers["X-MBX-ORDER-COUNT-1M"]) == (
+            "1", "1")
+        batch = orjson.dumps([{"symbol": "ETHUSDC", "side": "BUY", "type": "LIMIT",
+                               "timeInForce": "GTX", "quantity": "0.010", "price": p}
+                              for p in ("2989.00", "2988.00")]).decode()
+        placed = http.signed("POST", "/fapi/v1/batchOrders", batchOrders=batch)
+        assert [r["status"] for r in placed.json()] == ["NEW", "NEW"]
+        assert placed.headers["X-MBX-ORDER-COUNT-10S"] == "6"
+        assert placed.headers["X-MBX-ORDER-COUNT-1M"] == "2"
+        modified = orjson.dumps([{"symbol": "ETHUSDC", "orderId": r["orderId"], "side": "BUY",
+                                  "quantity": "0.020", "price": r["price"]}
+                                 for r in placed.json()]).decode()
+        again = http.signed("PUT", "/fapi/v1/batchOrders", batchOrders=modified)
+        assert (again.headers["X-MBX-ORDER-COUNT-10S"],
+                again.headers["X-MBX-ORDER-COUNT-1M"]) == ("11", "3")
+
+
 def test_a_fill_shows_in_trades_income_and_positions(http):
     filled = order(http, timeInForce="IOC", price="3000.01", newOrderRespType="RESULT").json()
     assert filled["status"] == "FILLED" and filled["avgPrice"] == "3000.01"

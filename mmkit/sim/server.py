@@ -8,6 +8,7 @@ Binance's code and message. `/_sim/*` is ground truth for tests and is not Binan
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import re
@@ -120,7 +121,8 @@ class SimServer:
         self.weights: dict[str, tuple[int, int]] = {}  # ip → (minute, used)
         self.violations: dict[str, int] = {}
         self.banned_until: dict[str, float] = {}
-        self.order_counts: list[int] = []  # venue ms of recent order requests
+        # recent order requests: (venue ms, ORDERS 10s cost); each counts 1 on ORDERS 1m
+        self.order_counts: collections.deque[tuple[int, int]] = collections.deque()
         self._ticker: asyncio.Task | None = None
         self.app = Starlette(
             routes=[
@@ -244,18 +246,22 @@ class SimServer:
         return headers
 
     def _count_orders(self, cost: int) -> dict[str, str]:
+        """The account's ORDERS windows: a request costs `cost` on the 10-second window and
+        1 on the minute (batchOrders: 5 and 1, as Binance documents)."""
         now = self.venue.now()
-        self.order_counts = [t for t in self.order_counts if now - t < 60000]
-        in_10s = sum(1 for t in self.order_counts if now - t < 10000)
+        counts = self.order_counts
+        while counts and now - counts[0][0] >= 60000:
+            counts.popleft()
+        in_10s = sum(c for t, c in counts if now - t < 10000)
         if in_10s + cost > ORDERS_10S:
             raise ApiError(-1015, f"Too many new orders; current limit is {ORDERS_10S} orders "
                                   "per TEN_SECONDS.", 429)
-        if len(self.order_counts) + 1 > ORDERS_1M:
+        if len(counts) + 1 > ORDERS_1M:
             raise ApiError(-1015, f"Too many new orders; current limit is {ORDERS_1M} orders "
                                   "per MINUTE.", 429)
-        self.order_counts.extend([now] * cost)
+        counts.append((now, cost))
         return {"X-MBX-ORDER-COUNT-10S": str(in_10s + cost),
-                "X-MBX-ORDER-COUNT-1M": str(len(self.order_counts))}
+                "X-MBX-ORDER-COUNT-1M": str(len(counts))}
 
     def _authenticate(self, endpoint: Endpoint, request: Request, params: dict[str, str],
                       body: str) -> str | None:
