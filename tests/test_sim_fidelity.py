@@ -9,7 +9,8 @@ import orjson
 import pytest
 import websockets
 
-from tests.simkit import SignedHttp, serve
+from mmkit.sim.venue import Faults
+from tests.simkit import SignedHttp, serve, static_venue
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +68,30 @@ def test_a_reduce_only_order_expires_when_a_market_order_closes_the_position(ser
     assert position == []  # flat and no open order: v3 lists nothing
     asks = dict(map(tuple, http.get("/fapi/v1/depth", symbol="ETHUSDC", limit=20).json()["asks"]))
     assert asks["3000.10"] == "1.000"  # the market's level alone
+
+
+async def _closed(url: str, then=None) -> tuple[int, str]:
+    """Connect, optionally do `then()` (in a thread), and wait for the server to close the
+    socket: its close code and reason."""
+    async with websockets.connect(url) as ws:
+        if then is not None:
+            await asyncio.to_thread(then)
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 10)
+        return ws.close_code, ws.close_reason
+
+
+def test_a_fault_injected_drop_closes_with_1001_and_its_reason():
+    with serve(static_venue(faults=Faults(drop_ws_every_s=0.2))) as server:
+        code, reason = asyncio.run(_closed(f"{server.ws_url}/public/ws/ethusdc@bookTicker"))
+        assert (code, reason) == (1001, "fault injection: connection dropped")
+
+
+def test_the_24_hour_close_carries_its_reason():
+    with serve(static_venue(step=True)) as server:
+        http = SignedHttp(server.base_url)
+        code, reason = asyncio.run(_closed(
+            f"{server.ws_url}/public/ws/ethusdc@bookTicker",
+            lambda: http.post("/_sim/step", ms=24 * 3600 * 1000)))
+        assert (code, reason) == (1000, "24h connection limit")

@@ -964,7 +964,7 @@ class SimServer:
         sub = Subscriber(send, route, combined, streams, listen_keys, venue.now(), close)
         venue.subscribers.append(sub)
         venue.metrics.connections.inc()
-        writer = asyncio.create_task(self._ws_writer(ws, queue))
+        writer = asyncio.create_task(self._ws_writer(ws, queue, closing))
         try:
             while True:
                 text = await ws.receive_text()
@@ -983,12 +983,16 @@ class SimServer:
                 with contextlib.suppress(Exception):
                     await ws.close(code=closing[0][0], reason=closing[0][1])
 
-    async def _ws_writer(self, ws: WebSocket, queue: asyncio.Queue) -> None:
+    async def _ws_writer(self, ws: WebSocket, queue: asyncio.Queue,
+                         closing: list[tuple[int, str]]) -> None:
+        """Send what the venue queues; at the None it closes with the code and reason the
+        venue gave (a fault's 1001, the 24-hour limit…)."""
         while True:
             data = await queue.get()
             if data is None:
+                code, reason = closing[0] if closing else (1000, "")
                 with contextlib.suppress(Exception):
-                    await ws.close()
+                    await ws.close(code=code, reason=reason)
                 return
             try:
                 await ws.send_text(data.decode())
