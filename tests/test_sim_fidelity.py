@@ -95,3 +95,12 @@ def test_the_24_hour_close_carries_its_reason():
             f"{server.ws_url}/public/ws/ethusdc@bookTicker",
             lambda: http.post("/_sim/step", ms=24 * 3600 * 1000)))
         assert (code, reason) == (1000, "24h connection limit")
+
+
+def test_deleting_the_listen_key_closes_its_user_stream(server, http):
+    """DELETE /fapi/v1/listenKey closes the stream (the socket was left open and silent)."""
+    key = http.post("/fapi/v1/listenKey").json()["listenKey"]
+    code, reason = asyncio.run(_closed(f"{server.ws_url}/private/ws/{key}",
+                                       lambda: http.http.delete("/fapi/v1/listenKey")))
+    assert (code, reason) == (1000, "listenKey closed")
+    assert http.http.put("/fapi/v1/listenKey").json()["code"] == -1125

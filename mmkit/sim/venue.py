@@ -488,9 +488,17 @@ class Venue:
         return True
 
     def close_listen_key(self, key: str | None) -> None:
-        for lk in self.listen_keys.values():
-            if key in (None, lk.key):
-                lk.alive = False
+        """DELETE /fapi/v1/listenKey: the key dies and its stream closes. A socket left with
+        nothing to carry (no other key, no market stream) is closed; Binance sends no event
+        first (none is documented)."""
+        closed = {lk.key for lk in self.listen_keys.values() if key in (None, lk.key)}
+        for name in closed:
+            self.listen_keys[name].alive = False
+        for sub in list(self.subscribers):
+            if sub.listen_keys & closed:
+                sub.listen_keys -= closed
+                if not sub.listen_keys and not sub.streams and sub.close:
+                    sub.close(1000, "listenKey closed")
 
     def _listen_key_ttl(self) -> int:
         if self.faults.listen_key_ttl_s:
