@@ -104,3 +104,31 @@ def test_deleting_the_listen_key_closes_its_user_stream(server, http):
                                        lambda: http.http.delete("/fapi/v1/listenKey")))
     assert (code, reason) == (1000, "listenKey closed")
     assert http.http.put("/fapi/v1/listenKey").json()["code"] == -1125
+
+
+def _metric(http, name: str) -> float:
+    """One sample of the venue's /metrics (0 when absent)."""
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_depth_gaps_are_counted_only_in_updates_someone_receives():
+    """With every depthUpdate dropped, the fault counts one gap per update a subscriber would
+    have received: none for other symbols or for throttled streams nobody listens to."""
+    with serve(static_venue(step=True, faults=Faults(depth_gap_rate=1.0))) as server:
+        http = SignedHttp(server.base_url)
+
+        async def scenario():
+            async with websockets.connect(f"{server.ws_url}/public/ws") as ws:
+                await ws.send('{"method":"SUBSCRIBE","params":["ethusdc@depth@0ms"],"id":1}')
+                assert orjson.loads(await ws.recv()) == {"result": None, "id": 1}
+                for price in ("2990.00", "2991.00", "2992.00"):
+                    await asyncio.to_thread(order, http, price=price)
+                await asyncio.to_thread(order, http, symbol="BTCUSDT", quantity="0.002",
+                                        price="59000.0")
+                await asyncio.to_thread(http.post, "/_sim/step", ms=2000)  # flush throttles
+
+        asyncio.run(scenario())
+        assert _metric(http, 'mmkit_sim_faults_total{fault="depth_gap"}') == 3

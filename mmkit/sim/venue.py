@@ -311,11 +311,10 @@ class Venue:
     def _on_delta(self, delta: BookDelta) -> None:
         symbol = delta.symbol.lower()
         spec = self.specs[delta.symbol]
-        if self.subscribers:
-            if self.faults.depth_gap_rate and self.rng.random() < self.faults.depth_gap_rate:
-                self.metrics.faults.labels("depth_gap").inc()
-            else:
-                self._publish(f"{symbol}@depth@0ms", wire.depth_update(delta, spec))
+        name = f"{symbol}@depth@0ms"
+        if self.subscribers and self._receives(name):
+            if not self._depth_gap():
+                self._publish(name, wire.depth_update(delta, spec))
         for interval in (100, 250, 500):
             key = (delta.symbol, interval)
             throttle = self._throttles.get(key)
@@ -331,19 +330,21 @@ class Venue:
                 continue
             if not self._wanted(symbol.lower(), "depth"):
                 continue
-            if self.faults.depth_gap_rate and self.rng.random() < self.faults.depth_gap_rate:
-                self.metrics.faults.labels("depth_gap").inc()
-                continue
-            spec = self.specs[symbol]
-            payload = wire.depth_update(merged, spec)
             name = f"{symbol.lower()}@depth"
-            if interval == 250:
-                self._publish(name, payload)
-                self._publish(f"{name}@250ms", payload)
-            else:
-                self._publish(f"{name}@{interval}ms", payload)
-            if interval in (100, 250, 500):
-                self._publish_partial(symbol, interval, now)
+            names = (name, f"{name}@250ms") if interval == 250 else (f"{name}@{interval}ms",)
+            if any(self._receives(n) for n in names) and not self._depth_gap():
+                payload = wire.depth_update(merged, self.specs[symbol])
+                for n in names:
+                    self._publish(n, payload)
+            self._publish_partial(symbol, interval, now)
+
+    def _depth_gap(self) -> bool:
+        """The depth_gap fault: skip this diff update (a subscriber gets it, so the gap is
+        real and counted)."""
+        if self.faults.depth_gap_rate and self.rng.random() < self.faults.depth_gap_rate:
+            self.metrics.faults.labels("depth_gap").inc()
+            return True
+        return False
 
     def _publish_partial(self, symbol: str, interval: int, now: int) -> None:
         suffix = "" if interval == 250 else f"@{interval}ms"
@@ -411,6 +412,12 @@ class Venue:
 
     def _has(self, name: str) -> bool:
         return any(name in s.streams for s in self.subscribers)
+
+    def _receives(self, name: str) -> bool:
+        """Some connection would be sent stream `name` (the route rules of `_publish`)."""
+        kind = "public" if name.split("@")[1].startswith(PUBLIC_KINDS) else "market"
+        return any(name in s.streams and (s.route == kind or (s.route == "" and kind == "public"))
+                   for s in self.subscribers)
 
     def _wanted(self, lower_symbol: str, kind: str) -> bool:
         prefix = f"{lower_symbol}@{kind}"
