@@ -132,3 +132,31 @@ def test_depth_gaps_are_counted_only_in_updates_someone_receives():
 
         asyncio.run(scenario())
         assert _metric(http, 'mmkit_sim_faults_total{fault="depth_gap"}') == 3
+
+
+def test_the_private_route_sends_only_the_events_asked_for(server, http):
+    """/private/ws?listenKey=K&events=A/B (the 2026 routed user-data path): only those event
+    types reach the socket; /private/stream wraps them with the key as the stream name."""
+    key = http.post("/fapi/v1/listenKey").json()["listenKey"]
+    base = f"{server.ws_url}/private"
+
+    async def scenario():
+        async with websockets.connect(f"{base}/ws?listenKey={key}&events=ACCOUNT_UPDATE") as acc, \
+                websockets.connect(f"{base}/ws?listenKey={key}&events=ORDER_TRADE_UPDATE") as otu, \
+                websockets.connect(f"{base}/stream?listenKey={key}&events=TRADE_LITE") as lite:
+            await asyncio.to_thread(order, http, timeInForce="GTX", newClientOrderId="f-1")
+            await asyncio.to_thread(order, http, timeInForce="IOC", price="3000.01",
+                                    newClientOrderId="f-2")
+            await asyncio.to_thread(order, http, timeInForce="GTX", newClientOrderId="f-3")
+            first_acc = orjson.loads(await asyncio.wait_for(acc.recv(), 5))
+            orders = await _user_events(otu, lambda e: e.get("o", {}).get("c") == "f-3")
+            first_lite = orjson.loads(await asyncio.wait_for(lite.recv(), 5))
+            return first_acc, orders, first_lite
+
+    first_acc, orders, first_lite = asyncio.run(scenario())
+    assert first_acc["e"] == "ACCOUNT_UPDATE" and first_acc["a"]["m"] == "ORDER"
+    assert {e["e"] for e in orders} == {"ORDER_TRADE_UPDATE"}
+    assert [(e["o"]["c"], e["o"]["x"]) for e in orders] == [
+        ("f-1", "NEW"), ("f-2", "NEW"), ("f-2", "TRADE"), ("f-3", "NEW")]
+    assert first_lite["stream"] == key and first_lite["data"]["e"] == "TRADE_LITE"
+    assert first_lite["data"]["c"] == "f-2"

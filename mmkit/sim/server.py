@@ -933,12 +933,14 @@ class SimServer:
             return
         query = dict(parse_qsl(ws.url.query))
         listen_keys = set()
+        events: dict[str, frozenset[str]] = {}
         streams: set[str] = set()
         combined = mode == "stream"
         if route == "private" or (mode == "ws" and rest in venue.listen_keys):
-            keys = [v for k, v in parse_qsl(ws.url.query) if k == "listenKey"] or [rest]
-            listen_keys = {k for k in keys if k in venue.listen_keys}
-            if keys != [""] and not listen_keys:
+            asked = _user_streams(parse_qsl(ws.url.query)) or {rest: None}
+            listen_keys = {k for k in asked if k in venue.listen_keys}
+            events = {k: v for k, v in asked.items() if k in listen_keys and v is not None}
+            if list(asked) != [""] and not listen_keys:
                 await ws.close(code=1008)  # an unknown key: Binance refuses the handshake
                 return
         elif combined:
@@ -961,7 +963,8 @@ class SimServer:
                 with contextlib.suppress(asyncio.QueueFull):
                     queue.put_nowait(None)
 
-        sub = Subscriber(send, route, combined, streams, listen_keys, venue.now(), close)
+        sub = Subscriber(send, route, combined, streams, listen_keys, venue.now(), close,
+                         events)
         venue.subscribers.append(sub)
         venue.metrics.connections.inc()
         writer = asyncio.create_task(self._ws_writer(ws, queue, closing))
@@ -1021,6 +1024,8 @@ class SimServer:
             keys = {n for n in names if n in self.venue.listen_keys}
             if keys:  # user data by listen key over SUBSCRIBE (what Binance's SDK does)
                 names = [n for n in names if n not in keys]
+                for key in keys:  # by SUBSCRIBE a key carries every event
+                    sub.events.pop(key, None)
                 if method == "SUBSCRIBE":
                     sub.listen_keys |= keys
                 else:
@@ -1059,6 +1064,21 @@ def _split_ws_path(path: str) -> tuple[str, str | None, str]:
     if not parts or parts[0] not in ("ws", "stream"):
         return route, None, ""
     return route, parts[0], parts[1] if len(parts) > 1 else ""
+
+
+def _user_streams(pairs: list[tuple[str, str]]) -> dict[str, frozenset[str] | None]:
+    """The listen keys of a /private query and, for each, the event types its `events=`
+    names (`A/B`; it follows its listenKey): `listenKey=k1&events=ORDER_TRADE_UPDATE&
+    listenKey=k2` → {k1: {ORDER_TRADE_UPDATE}, k2: None (every event)}."""
+    keys: dict[str, frozenset[str] | None] = {}
+    last = None
+    for name, value in pairs:
+        if name == "listenKey":
+            keys.setdefault(value, None)
+            last = value
+        elif name == "events" and last is not None:
+            keys[last] = (keys[last] or frozenset()) | set(filter(None, value.split("/")))
+    return keys
 
 
 def _depth_weight(params: dict[str, str]) -> int:

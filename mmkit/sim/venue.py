@@ -150,6 +150,9 @@ class Subscriber:
     listen_keys: set[str] = field(default_factory=set)
     opened: int = 0
     close: Callable[[int, str], None] | None = None
+    # per listen key, the user-data event types asked for (`events=` of the /private route);
+    # a key not in here gets every event
+    events: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 class _DepthThrottle:
@@ -464,8 +467,11 @@ class Venue:
         if not live:
             return
         data = orjson.dumps(payload)
+        kind = payload.get("e")
         for sub in self.subscribers:
             keys = sub.listen_keys & live
+            if sub.events:
+                keys = {k for k in keys if k not in sub.events or kind in sub.events[k]}
             if not keys:
                 continue
             for key in keys:
