@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mmkit.ops.logs import EVENTS
+
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 PROM = DEPLOY / "prometheus"
@@ -43,8 +45,11 @@ GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\(([
 
 def documented() -> dict[str, tuple[str, set[str]]]:
     """docs/operations.md's metric table: name -> (type, labels)."""
+    text = OPERATIONS.read_text()
+    section = text[text.index("\n## Metrics\n"):]
+    section = section[:section.index("\n## ", 1)]
     rows = re.findall(r"^\|\s*`(runner_[a-z0-9_]+)`\s*\|\s*(\w+)\s*\|([^|]*)\|",
-                      OPERATIONS.read_text(), re.M)
+                      section, re.M)
     assert rows, "no metric rows found in docs/operations.md"
     return {name: (kind, {label.strip() for label in labels.split(",") if label.strip()})
             for name, kind, labels in rows}
@@ -263,8 +268,9 @@ def test_promtail_tails_the_units_and_parses_mmkit_json_logs():
     from mmkit.ops.logs import JsonFormatter
 
     record = logging.makeLogRecord({"name": "mmkit.feeds", "levelno": logging.WARNING,
-                                    "levelname": "WARNING", "msg": "book_resync reason=gap",
-                                    "symbol": "ETHUSDC"})
+                                    "levelname": "WARNING",
+                                    "msg": "book_resync symbol=%s reason=%s%s",
+                                    "args": ("ETHUSDC", "gap", "")})
     line = json.loads(JsonFormatter().format(record))
     for key in ("ts", "level", "event", "logger", "msg", "symbol"):
         assert fields[key] in line, key
@@ -373,6 +379,13 @@ def test_runner_script_is_valid_bash():
     assert "set -x" not in text and not re.search(r"\$\{?MM_GATEWAY_API_(KEY|SECRET)", text)
 
 
+def test_runner_script_logs_catalogued_events():
+    said = re.findall(r"\bsay (\w+) (\w+) ", RUNNER.read_text())
+    assert {event for _, event in said} >= {"runner_start", "runner_refused"}
+    for level, event in said:
+        assert (EVENTS[event].level, EVENTS[event].logger) == (level, "run_runner"), event
+
+
 SECRET = "s3cr3t-never-printed"
 STUB = """#!/usr/bin/env bash
 echo $$ > "$STUB_OUT.pid"
@@ -424,6 +437,8 @@ def test_runner_refuses_live_without_mmkit_live(sandbox):
         assert proc.returncode == 2 and called is None, env
         logged = json.loads(err.strip().splitlines()[-1])
         assert logged["level"] == "error" and "MMKIT_LIVE=1" in logged["msg"]
+        assert logged["event"] == "runner_refused"
+        assert EVENTS["runner_refused"].level == "error"   # the script's events are catalogued
     proc, called, _, _ = run_runner(sandbox, "ETHUSDC", "--live",
                                     MMKIT_CONFIG=str(sandbox / "testnet.yaml"))
     assert proc.returncode == 2 and called is None

@@ -1,5 +1,5 @@
 """`mmkit run` as operations sees it: /metrics serves every name docs/operations.md lists, the
-logs are JSON lines of the documented schema, and no signature or listen key reaches them."""
+logs are JSON records of the documented event catalogue, and no signature or listen key reaches them."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import orjson
 
+from mmkit.ops.logs import BASE_FIELDS, EVENTS, LIB
 from mmkit.sim.server import ServerThread
 from tests.test_pipeline import TIGHT, fast_venue, venue_args
 
@@ -22,7 +23,10 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
 
 
 def documented_metrics() -> list[str]:
-    return re.findall(r"^\| `(runner_\w+)` \|", DOC.read_text(), re.M)
+    text = DOC.read_text()
+    section = text[text.index("\n## Metrics\n"):]
+    section = section[:section.index("\n## ", 1)]
+    return re.findall(r"^\| `(runner_\w+)` \|", section, re.M)
 
 
 def free_port() -> int:
@@ -64,8 +68,18 @@ def test_metrics_and_json_logs(tmp_path):
         assert re.search(rf"^# TYPE {name}(_total)? ", scraped, re.M), name
     records = [orjson.loads(line) for line in stderr.splitlines() if line.startswith(b"{")]
     assert records
-    for record in records:
-        assert {"ts", "level", "event", "logger", "msg"} <= set(record)
-        assert re.fullmatch(r"[a-z][a-z0-9_.]*", record["event"])
+    for record in records:  # every record is a catalogued event at its level, with its fields
+        assert set(BASE_FIELDS) <= set(record), record
+        event = EVENTS.get(record["event"])
+        assert event is not None, f"not in the catalogue: {record}"
+        if event.name == LIB:
+            assert not record["logger"].startswith("mmkit"), record
+            continue
+        assert record["level"] == event.level, record
+        assert record["logger"] in event.logger.split(", "), record
+        assert set(event.fields) <= set(record), (event.fields, record)
+        if "symbol" in event.fields:
+            assert record["symbol"] == "ETHUSDC", record
+    assert {"run_start", "run_stop"} <= {r["event"] for r in records}
     assert b"signature=" not in stderr or b"signature=***" in stderr
     assert not re.search(rb"signature=[0-9a-f]{64}", stderr)
