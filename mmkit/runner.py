@@ -69,6 +69,8 @@ class Status:
     last_book_ms: int = 0
     stale: bool = False
     last_fill: dict[str, Any] = field(default_factory=dict)
+    fresh_book_ms: int = 0  # receive time of the latest book that was not stale
+    max_book_age_ms: int = 0  # the longest wait between two fresh books so far
 
 
 class Runner:
@@ -217,6 +219,11 @@ class Runner:
             self.status.spread_ticks = line.get("spreadTicks")
             self.status.last_book_ms = self._book.recv_ts
             self.status.stale = self._book.stale
+            if not self._book.stale:  # the book's age peaks just before a fresh one arrives
+                if self.status.fresh_book_ms:
+                    self.status.max_book_age_ms = max(
+                        self.status.max_book_age_ms, self._book.recv_ts - self.status.fresh_book_ms)
+                self.status.fresh_book_ms = self._book.recv_ts
             self._book_ready.set()
 
     async def _trades(self) -> None:
@@ -437,6 +444,16 @@ class Runner:
 
     def ws_reconnects(self) -> int:
         return sum(getattr(stream, "reconnects", 0) for stream in self._streams)
+
+    def ws_disconnects(self) -> dict[str, int]:
+        """Connections lost so far by stream: depth, trades (aggTrade and markPrice) and user
+        (each stream client counts a loss as it starts replacing the connection)."""
+        counts = {"depth": 0, "trades": 0, "user": 0}
+        for stream in self._streams:
+            name = ("user" if stream is self._user_stream else
+                    "depth" if self.feed is not None and stream is self.feed.stream else "trades")
+            counts[name] += getattr(stream, "reconnects", 0)
+        return counts
 
     # -- bookkeeping --------------------------------------------------------------------------
 
