@@ -191,7 +191,7 @@ def test_alerts_use_only_documented_metrics_and_cover_the_brief():
                    "runner_rest_errors_total", "runner_ws_reconnects_total",
                    "runner_tick_to_order_seconds_bucket", "runner_realized_pnl_quote",
                    "runner_unrealized_pnl_quote", "runner_fees_quote_total",
-                   "runner_post_only_rejects_total"):
+                   "runner_post_only_rejects_total", "runner_risk_limit"):
         assert series in used, f"no alert reads {series}"
     halted = next(r for r in rules if "runner_risk_state" in read[r["alert"]])
     assert 'mode="halted"' in halted["expr"] and halted["labels"]["severity"] == "critical"
@@ -230,16 +230,24 @@ def test_dashboards_are_importable_and_use_only_documented_metrics(name):
         "trader": {"runner_realized_pnl_quote", "runner_unrealized_pnl_quote",
                    "runner_fees_quote_total", "runner_fills_total", "runner_position",
                    "runner_inventory_ratio", "runner_risk_state", "runner_mid_price",
-                   "runner_spread_ticks"},
+                   "runner_spread_ticks", "runner_config_info", "runner_risk_limit",
+                   "runner_depth_fill_slippage_bps_bucket", "runner_depth_fill_orders_total",
+                   "runner_depth_fill_max_slippage_bps"},
         "engineering": {"runner_rest_requests_total", "runner_rest_errors_total",
                         "runner_rest_latency_seconds_bucket",
                         "runner_tick_to_order_seconds_bucket", "runner_ws_reconnects_total",
-                        "runner_book_resyncs_total", "runner_book_age_seconds",
+                        "runner_ws_disconnects_total", "runner_book_resyncs_total",
+                        "runner_book_age_seconds", "runner_book_age_max_seconds",
                         "runner_book_stale", "runner_orders_total"},
     }[name]
     assert wanted <= read, f"{name} lacks {sorted(wanted - read)}"
+    # parameters come from the runner (runner_config_info, runner_risk_limit), never from
+    # hand-kept text or dashboard variables that go stale when the config changes
+    assert not any(p["type"] == "text" for p in panels(board)), "a hand-written text panel"
+    assert not any(v["type"] == "textbox" for v in board["templating"]["list"])
     if name == "trader":
-        assert any(p["type"] == "text" for p in panels(board)), "no parameters panel"
+        params, = (p for p in panels(board) if p["title"] == "Key parameters")
+        assert "runner_config_info" in params["targets"][0]["expr"]
 
 
 def test_dashboard_uids_differ():
