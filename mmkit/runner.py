@@ -409,6 +409,8 @@ class Runner:
     async def decide(self, book) -> None:
         """One decision on the latest book: strategy → risk → order diff → venue."""
         now = self.wall_ms()
+        # order lines say which book they were decided on, the emergency ones included
+        self.execution.book_ts, self.execution.book_recv_ts = book.ts, book.recv_ts
         self._risk_lines(self.risk.on_book(book))
         quote = self.strategy.on_book(book)  # the strategy sees every book, halted or not
         if await self._halted(book, now) or quote is None:
@@ -424,7 +426,6 @@ class Runner:
                                     half_spread_ticks=quote.reasons.get("halfSpreadTicks"))
         if actions and self.on_tick_to_order is not None:
             self.on_tick_to_order(time.perf_counter() - self._book_perf)
-        self.execution.book_ts, self.execution.book_recv_ts = book.ts, book.recv_ts
         await self.execution.execute(actions)
         sent = sum(1 for a in actions if type(a).__name__ in ("Place", "Modify"))
         if sent:

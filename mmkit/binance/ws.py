@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import orjson
 import websockets
@@ -132,6 +132,7 @@ class StreamClient:
         speed: float = 1.0,
     ):
         self.url = url
+        self.name = _log_name(url)
         self.max_age = max_age / speed  # a sped-up simulator's 24-hour cut comes sooner
         self.silence_timeout = silence_timeout
         self.backoff = backoff or Backoff()
@@ -169,9 +170,11 @@ class StreamClient:
                     if pending is not None:  # the rotation target takes over at once
                         current, pending, born = pending, None, self._clock()
                         continue
+                    log.warning("ws_disconnect stream=%s reason=%s", self.name, raw.reason)
                     self.reconnects += 1
                     current, born = await self._open(), self._clock()
                     self._last_keys.clear()
+                    log.info("ws_reconnect stream=%s attempt=%d", self.name, self.reconnects)
                     yield Connection(self.url, self.reconnects, gap=True, reason=raw.reason)
                     continue
                 if conn_id == pending:
@@ -261,3 +264,14 @@ class StreamClient:
         task = self._readers.pop(conn_id, None)
         if task is not None:
             task.cancel()
+
+
+def _log_name(url: str) -> str:
+    """What a log line may say of a stream: its market stream names, else `user` (a user
+    data stream's URL holds the listen key, which never reaches a log)."""
+    parts = urlsplit(url)
+    streams = parse_qs(parts.query).get("streams")
+    if streams:
+        return streams[0]
+    last = parts.path.rsplit("/", 1)[-1]
+    return last if "@" in last else "user"
