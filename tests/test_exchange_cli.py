@@ -102,6 +102,8 @@ def test_serve_replays_a_recording_and_keeps_serving_after_it_ends(tmp_path, sha
         time.sleep(0.3)
         assert {k: top(http, "ETHUSDT")[k] for k in book} == last  # the last book stays
         lines = err.read_text().splitlines()
+    # a machine that cannot replay 2000x says so (the market ran late); nothing else is said
+    lines = [x for x in lines if "behind the clock: --speed 2000 is more than" not in x]
     assert len(lines) == 2 and "the last book stays" in lines[1], lines
 
 

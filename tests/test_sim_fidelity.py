@@ -4,13 +4,19 @@ driven over REST and WebSocket as a client would."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
+import time
 
 import orjson
 import pytest
 import websockets
 
-from mmkit.sim.venue import Faults
-from tests.simkit import SignedHttp, serve, static_venue
+from mmkit.model import DepthDiff, Timed
+from mmkit.sim.engine import EngineConfig
+from mmkit.sim.instruments import default_specs
+from mmkit.sim.venue import Faults, Venue, VenueClock
+from tests.simkit import SignedHttp, serve, static_book, static_venue
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +166,62 @@ def test_the_private_route_sends_only_the_events_asked_for(server, http):
         ("f-1", "NEW"), ("f-2", "NEW"), ("f-2", "TRADE"), ("f-3", "NEW")]
     assert first_lite["stream"] == key and first_lite["data"]["e"] == "TRADE_LITE"
     assert first_lite["data"]["c"] == "f-2"
+
+
+def _busy_market(spec):
+    """The static ETHUSDC book, then a diff every ms of market time, forever."""
+    first = static_book("ETHUSDC", spec, "3000.00")
+    yield first
+    deep = spec.to_ticks("2900.00")
+    for i in itertools.count(1):
+        update = first.event.last_update_id + i
+        yield Timed(i, DepthDiff("ETHUSDC", i, i, update, update, update - 1,
+                                 [(deep, 1 + i % 7)], []))
+
+
+def _busy_venue(speed: float, wall=time.time) -> Venue:
+    specs = default_specs(["ETHUSDC"])
+    return Venue(specs, _busy_market(specs["ETHUSDC"]), config=EngineConfig(),
+                 clock=VenueClock(speed=speed, wall=wall))
+
+
+def test_a_tick_applies_a_bounded_batch_and_says_how_far_behind_the_market_is(caplog):
+    """Audit: at high --speed a tick applied every due event at once and starved the server.
+    Now a tick applies at most a batch; the rest waits for the next tick and the venue
+    reports the lag (a gauge, and a warning once it is more than a second of wall time)."""
+    wall = [1000.0]
+    venue = _busy_venue(1.0, lambda: wall[0])
+    assert venue.tick(max_events=100) is False  # the snapshot: nothing else is due
+    lag = "mmkit_sim_market_lag_ms"
+    wall[0] += 10  # 10 s of market due at once
+    with caplog.at_level(logging.INFO, logger="mmkit.sim"):
+        assert venue.tick(max_events=100) is True
+        applied = "mmkit_sim_market_events_total"
+        assert venue.metrics.registry.get_sample_value(applied) == 101
+        assert 9_800 <= venue.metrics.registry.get_sample_value(lag) <= 10_000
+        assert "behind" in caplog.text
+        ticks = 1
+        while venue.tick(max_events=100):
+            ticks += 1
+        ticks += 1  # the one that applied the last batch and found nothing due
+        assert ticks == 100 and venue.metrics.registry.get_sample_value(applied) == 10_001
+        assert venue.metrics.registry.get_sample_value(lag) == 0
+        assert "caught up" in caplog.text
+
+
+def test_the_venue_answers_while_the_market_cannot_keep_up():
+    """--speed far beyond what the machine can replay: REST and WebSocket still answer, and
+    /metrics says how far behind the market is (before, /fapi/v1/time stopped answering)."""
+    with serve(_busy_venue(100_000.0)) as server:
+        http = SignedHttp(server.base_url)
+        http.http.timeout = 30  # liveness, not speed: the old venue never answered
+
+        async def depth_update():
+            async with websockets.connect(
+                    f"{server.ws_url}/public/ws/ethusdc@depth@100ms") as ws:
+                return orjson.loads(await asyncio.wait_for(ws.recv(), 30))
+
+        for _ in range(3):
+            assert "serverTime" in http.get("/fapi/v1/time").json()
+        assert asyncio.run(depth_update())["e"] == "depthUpdate"
+        assert _metric(http, "mmkit_sim_market_lag_ms") > 0

@@ -38,6 +38,11 @@ from mmkit.sim.venue import Faults, Subscriber, Venue
 log = logging.getLogger("mmkit.sim.server")
 
 TICK_S = 0.01
+# A tick applies at most this many market events, or this much wall time of them, and then
+# lets the loop serve requests: a market the machine cannot replay at --speed falls behind
+# (and says so) instead of starving REST and WebSocket.
+TICK_MAX_EVENTS = 5000
+TICK_BUDGET_S = 0.02
 WEIGHT_LIMIT = 2400
 ORDERS_10S, ORDERS_1M = 300, 1200
 BAN_S = 120
@@ -140,18 +145,20 @@ class SimServer:
             self.venue.step_events(1)  # the first event (a replay's snapshot) sets the clock
         else:
             self._ticker = asyncio.create_task(self._tick_forever())
-            self.venue.tick()
+            self.venue.tick(TICK_MAX_EVENTS, TICK_BUDGET_S)
         yield
         if self._ticker:
             self._ticker.cancel()
 
     async def _tick_forever(self) -> None:
         while True:
+            behind = False
             try:
-                self.venue.tick()
+                behind = self.venue.tick(TICK_MAX_EVENTS, TICK_BUDGET_S)
             except Exception:  # a bug must not silently stop the market
                 log.exception("venue tick failed")
-            await asyncio.sleep(TICK_S)
+            # behind: catch up, but only after the loop has served what is waiting
+            await asyncio.sleep(0 if behind else TICK_S)
 
     # -- REST pipeline -----------------------------------------------------------------------
 

@@ -130,6 +130,8 @@ class Metrics:
         self.connections = Gauge("mmkit_sim_ws_connections", "Open WebSocket connections",
                                  registry=r)
         self.venue_time = Gauge("mmkit_sim_venue_time_ms", "Venue clock", registry=r)
+        self.market_lag = Gauge("mmkit_sim_market_lag_ms", "How far (venue ms) the market "
+                                "events applied are behind the venue clock", registry=r)
 
 
 @dataclass
@@ -215,6 +217,7 @@ class Venue:
         self._last_ticker: dict[str, tuple] = {}
         self._next_mark = 0
         self._last_drop = time.monotonic()
+        self._lag_warned: float | None = None  # when the last "market is behind" was logged
         self.market_done = market is None
         self.dual_side = False
         self.recent_trades: dict[str, deque[TradePrint]] = {s: deque(maxlen=1000) for s in specs}
@@ -229,15 +232,48 @@ class Venue:
     def now(self) -> int:
         return self.clock.now()
 
-    def tick(self) -> None:
+    def tick(self, max_events: int | None = None, budget_s: float | None = None) -> bool:
         """Bring the venue up to the clock: market events due, engine timers, throttled
-        streams, mark prices, listen-key expiry, connection lifetimes, WS drop faults."""
+        streams, mark prices, listen-key expiry, connection lifetimes, WS drop faults.
+
+        At most `max_events` market events, or as many as fit in `budget_s` of wall time, are
+        applied (None: all that are due); the rest wait for the next tick, so the server's
+        loop keeps serving in between. Returns True while due events are left: the market
+        is behind the clock (`mmkit_sim_market_lag_ms`; a warning when it is more than a
+        second of wall time behind)."""
         now = self.now()
         self.metrics.venue_time.set(now)
+        deadline = time.perf_counter() + budget_s if budget_s is not None else None
+        applied = 0
         while self._next_event() is not None and self._pending.at + self._time_shift <= now:
+            if max_events is not None and applied >= max_events:
+                break
+            if deadline is not None and applied % 16 == 0 and applied and (
+                    time.perf_counter() >= deadline):
+                break
             self._apply_next()
+            applied += 1
         self.dispatch(self.engine.advance(now))
         self._housekeeping(now)
+        return self._report_lag(now)
+
+    def _report_lag(self, now: int) -> bool:
+        pending = self._pending
+        lag = now - (pending.at + self._time_shift) if pending is not None else 0
+        lag = max(lag, 0)
+        self.metrics.market_lag.set(lag)
+        behind_s = lag / 1000 / self.clock.speed  # in wall time
+        wall = time.monotonic()
+        if behind_s > 1 and (self._lag_warned is None or wall - self._lag_warned >= 10):
+            log.warning("the market is %.1f s of venue time (%.1f s of wall time) behind the "
+                        "clock: --speed %g is more than this machine can replay; the venue "
+                        "keeps answering and applies market events late", lag / 1000,
+                        behind_s, self.clock.speed)
+            self._lag_warned = wall
+        elif not lag and self._lag_warned is not None:
+            log.info("the market has caught up with the clock")
+            self._lag_warned = None
+        return lag > 0
 
     @property
     def market_over(self) -> bool:
