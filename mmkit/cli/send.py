@@ -186,7 +186,8 @@ class SendSession:
         self.max_book_age_ms = symbol_config.risk.max_book_age_ms
         self.feed_live: bool | None = None  # decided on the first book
         self.fresh_recv_ts: int | None = None  # the last fresh (not stale) book's
-        self.starved_since: float | None = None  # monotonic time the watchdog fired
+        # when the watchdog fired: the read time (monotonic) of the last fresh book then
+        self.starved_after: float | None = None
 
     async def start(self, expected_position: Decimal | None) -> None:
         client = self.execution.client
@@ -252,7 +253,7 @@ class SendSession:
             except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
                 skip_line("send", number, describe(exc), strict=self.strict)
                 continue
-            if self.starved_since is not None:
+            if self.starved_after is not None:
                 continue  # no fresh book since the watchdog fired: nothing new is placed
             quote, events = self.risk.apply(quote, now)
             self._risk_lines(events)
@@ -274,7 +275,7 @@ class SendSession:
         """A fill or position line of our symbol from upstream (`depth --user`, for
         `quote`); whether to pass it on. With a user stream of our own (not a dry run) our
         own fill lines are written, so an upstream copy is dropped (a fill once in our
-        output and journal), and the venue's position comes from our stream; position
+        output), and the venue's position comes from our stream; position
         lines pass on (we write none). A dry run has no stream: the position feeds the risk
         guards, and both pass on."""
         if kind == "fill":
@@ -299,8 +300,8 @@ class SendSession:
         if book.stale:
             return
         self.fresh_recv_ts = book.recv_ts
-        if self.starved_since is not None and read_at > self.starved_since:
-            self.starved_since = None
+        if self.starved_after is not None and read_at > self.starved_after:
+            self.starved_after = None
             log.warning("data_latency: books again; quoting resumes")
 
     async def _watch(self, reader: StdinReader) -> None:
@@ -314,13 +315,14 @@ class SendSession:
             return
         if self.dry_run and not self.feed_live:
             return  # a replay: its own clock says how old a book is
-        silent_ms = int((time.monotonic() - reader.last_book) * 1000)
-        if self.starved_since is None:
+        last_book = reader.last_book
+        silent_ms = int((time.monotonic() - last_book) * 1000)
+        if self.starved_after is None:
             if silent_ms <= self.max_book_age_ms:
                 return
             from mmkit.model import Quote
 
-            self.starved_since = time.monotonic()
+            self.starved_after = last_book
             now = self.fresh_recv_ts + silent_ms
             _, events = self.risk.apply(Quote(self.symbol, now, [], {}, None), now)
             self._risk_lines(events)
