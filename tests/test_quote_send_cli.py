@@ -226,3 +226,23 @@ def test_a_dry_run_takes_the_position_from_upstream_and_passes_fills_on(tmp_path
     risk = [(x["guard"], x["action"]) for x in lines if x["type"] == "risk"]
     assert ("reduce_only", "reduce_only") in risk and ("reduce_only", "drop") in risk
     assert not [x for x in lines if x["type"] == "order_new"]
+
+
+def test_quote_counts_a_fill_once_whichever_comes_first_fill_or_position(tmp_path):
+    """A position line is the venue's absolute amount: a fill line that comes after a
+    position line already counting it (ts not later) does not move the inventory again."""
+    def position(qty: str, ts: int) -> bytes:
+        return orjson.dumps({"type": "position", "symbol": "ETHUSDC", "ts": ts, "qty": qty,
+                             "entryPrice": "3000.00", "reason": "ORDER"}) + b"\n"
+
+    def fill(trade_id: int, ts: int) -> bytes:
+        return orjson.dumps({"type": "fill", "symbol": "ETHUSDC", "ts": ts, "tradeId": trade_id,
+                             "orderId": 1, "side": "BUY", "price": "3000.00", "qty": "0.010",
+                             "maker": True, "commission": "0"}) + b"\n"
+
+    stdin = (position("0.010", 1_000) + fill(1, 999) + books(1_100)  # position first
+             + fill(2, 1_200) + position("0.020", 1_201) + books(1_300))  # fill first
+    result = mmkit("quote", "--set", "strategy.model=fixed", stdin=stdin, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    quotes = [orjson.loads(x) for x in result.stdout.splitlines() if b'"quote"' in x]
+    assert [q["reasons"]["position"] for q in quotes] == ["0.010", "0.020"]

@@ -133,6 +133,7 @@ class QuoteStage:
         self.only = only
         self.start_qty = start_qty
         self.strategies: dict = {}
+        self.venue_positions: dict[str, tuple[int, int]] = {}  # symbol -> (steps, ts)
 
     def strategy(self, symbol: str):
         from mmkit.strategy import make_strategy
@@ -187,10 +188,18 @@ class QuoteStage:
                                           spec.to_ticks(line["price"]),
                                           spec.to_steps(line["qty"]), line["side"] == "SELL"))
         elif kind == "position":
-            strategy.on_position(spec.to_steps(line["qty"].lstrip("-"))
-                                 * (-1 if line["qty"].startswith("-") else 1), int(line["ts"]))
+            qty, ts = line["qty"], int(line["ts"])
+            steps = spec.to_steps(qty.lstrip("-")) * (-1 if qty.startswith("-") else 1)
+            strategy.on_position(steps, ts)
+            self.venue_positions[line["symbol"]] = (steps, ts)
         elif kind == "fill":
-            strategy.on_fill(own_fill_from_line(spec, line))
+            fill = own_fill_from_line(spec, line)
+            strategy.on_fill(fill)
+            known = self.venue_positions.get(line["symbol"])
+            if known is not None and fill.ts <= known[1]:
+                # the venue's position line came first (Binance may send ACCOUNT_UPDATE
+                # before the ORDER_TRADE_UPDATE of the same trade) and already counts it
+                strategy.on_position(known[0], fill.ts)
         elif kind == "markPrice":
             strategy.on_mark(mark_from_line(line))
         return None
