@@ -198,7 +198,7 @@ class Backtest:
         self.engine = engine or Engine({spec.symbol: spec}, engine_config or EngineConfig())
         self.schedule = schedule or Schedule()
         self.bots: list[Backtest] = [self]
-        self.strategy = make_strategy(spec, symbol_config.strategy)
+        self.strategy = make_strategy(spec, symbol_config.strategy, symbol_config.inventory)
         self.risk = build_guards(spec, symbol_config.risk, symbol_config.inventory)
         self.manager = manager_for(spec, ClientIds("mm", run_id), symbol_config.strategy,
                                    max_age_ms=60_000)
@@ -449,6 +449,10 @@ class Backtest:
         self.manager.on_reject(cid, reject.code, reject.msg)
         self.summary.rejects += 1
         self.summary.post_only_rejects += reject.code == -5022
+        if reject.code == -5022:  # repriced and sent again at once, as run's Execution does
+            sent = self._send(self.manager.retry_post_only())
+            if sent:
+                self.risk.on_order_sent(self.now, sent)
 
     def _emergency(self, level) -> None:
         try:

@@ -127,6 +127,7 @@ class Runner:
                                   "refusing to start", "--position")
         self.strategy.on_position(qty, self.wall_ms())
         self.risk.on_position(qty, self.wall_ms())
+        await self._seed_day()
         self.status.position = self.spec.qty_str(qty) if qty >= 0 else \
             "-" + self.spec.qty_str(-qty)
         ours, others = self.manager.foreign_or_stale(await self.client.open_orders(self.symbol))
@@ -141,6 +142,17 @@ class Runner:
         await self._recover_fills()
         log.info("run_start symbol=%s position=%s cancelled_old_orders=%d", self.symbol,
                  self.status.position, len(ours), extra={"symbol": self.symbol})
+
+    async def _seed_day(self) -> None:
+        """Today's fills from before this process count against the daily budgets (dailyMax,
+        the kill switch), so a restart does not grant fresh ones."""
+        from mmkit.binance.userdata import fill_from_user_trade
+        from mmkit.feeds import own_fill_from_line
+
+        now = self.wall_ms()
+        trades = await self.client.user_trades_since(self.symbol, now - now % 86_400_000)
+        fills = [own_fill_from_line(self.spec, fill_from_user_trade(t)) for t in trades]
+        self._risk_lines(self.risk.seed_day(fills, now))
 
     async def _recover_fills(self) -> None:
         """Fills the venue made while we were down (after the newest journaled one): emitted
@@ -426,8 +438,8 @@ class Runner:
                                     half_spread_ticks=quote.reasons.get("halfSpreadTicks"))
         if actions and self.on_tick_to_order is not None:
             self.on_tick_to_order(time.perf_counter() - self._book_perf)
-        await self.execution.execute(actions)
-        sent = sum(1 for a in actions if type(a).__name__ in ("Place", "Modify"))
+        retried = await self.execution.execute(actions)  # post-only slots sent again
+        sent = sum(1 for a in [*actions, *retried] if type(a).__name__ in ("Place", "Modify"))
         if sent:
             self.status.orders += sent
             self.risk.on_order_sent(now, sent)

@@ -358,6 +358,20 @@ class RestClient:
                                   {"symbol": symbol, "startTime": start_time, "limit": limit},
                                   signed=True, weight=5)
 
+    async def user_trades_since(self, symbol: str, start_time: int,
+                                max_pages: int = 50) -> list[dict[str, Any]]:
+        """Every trade of ours since `start_time`, a page of 1000 at a time: each next page
+        starts at the last one's time (trades sharing that millisecond come again and are
+        dropped by id)."""
+        trades: dict[int, dict[str, Any]] = {}
+        for _ in range(max_pages):
+            page = await self.user_trades(symbol, start_time, 1000)
+            trades.update((int(t["id"]), t) for t in page)
+            if len(page) < 1000 or int(page[-1]["time"]) == start_time:
+                break
+            start_time = int(page[-1]["time"])
+        return sorted(trades.values(), key=lambda t: (int(t["time"]), int(t["id"])))
+
     async def income(self, **params: Any) -> list[dict[str, Any]]:
         return await self.request("GET", "/fapi/v1/income", params, signed=True, weight=30)
 
@@ -461,7 +475,9 @@ def _client_order_id(params: dict[str, Any]) -> str | None:
         return params["newClientOrderId"]
     batch = params.get("batchOrders")
     if isinstance(batch, list):
-        return ",".join(str(o.get("newClientOrderId", "")) for o in batch) or None
+        ids = [str(o.get("newClientOrderId") or o.get("origClientOrderId") or "")
+               for o in batch]
+        return ",".join(ids) if any(ids) else None
     return params.get("origClientOrderId")
 
 

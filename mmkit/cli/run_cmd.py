@@ -191,7 +191,8 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
         execution = Execution(client, manager, symbol, emit, now=venue_ms)
         runner = Runner(config=config, spec=spec, client=client, ws_url=config.ws_url,
                         routed=_routed(config), strategy=make_strategy(spec,
-                                                                       symbol_config.strategy),
+                                                                       symbol_config.strategy,
+                                                                       symbol_config.inventory),
                         risk=build_guards(spec, symbol_config.risk, symbol_config.inventory),
                         manager=manager, execution=execution, emit=emit, wall_ms=venue_ms,
                         lockstep=step_clock, venue_speed=wall_scale)
