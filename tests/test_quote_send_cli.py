@@ -129,7 +129,7 @@ def test_send_prefix_must_make_valid_client_order_ids(tmp_path):
     a usage error (it was a traceback, or every order rejected -4015 in a loop)."""
     long = mmkit("send", "--dry-run", "--prefix", "p" * 28, cwd=tmp_path)
     assert "--prefix" in one_error(long) and "at most" in one_error(long)
-    for bad in ("a b", "mm#1"):
+    for bad in ("a b", "mm#1", "mm-b"):  # a "-" would make it another prefix's run id
         assert "--prefix" in one_error(mmkit("send", "--dry-run", "--prefix", bad, cwd=tmp_path))
 
 

@@ -56,7 +56,8 @@ def test_embedded_run_ends_after_its_duration(tmp_path, loop):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MM_", "MMKIT_"))}
     env["MMKIT_LOOP"] = loop
     result = subprocess.run([sys.executable, "-m", "mmkit", "run", "--duration", "2m",
-                             "--speed", "20", "--lines", "--metrics", "off"],
+                             "--speed", "20", "--lines", "--metrics", "off",
+                             "--set", "strategy.spreadTicks=2"],
                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = [orjson.loads(line) for line in result.stdout.splitlines()]

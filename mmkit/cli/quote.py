@@ -69,14 +69,14 @@ def quote(ctx: click.Context, only: str | None, settings: tuple[str, ...], posit
 # The symbols.<SYMBOL> settings each pipe stage reads (`run` and `backtest` read them all):
 # quote the strategy, send the risk guards, the inventory limits and post-only handling.
 SEND_STRATEGY_KEYS = ("postOnlyFallback", "postOnlyRetries", "postOnlyCooldown")
-UNUSED_KEYS = ("inventory.targetPosition",)
+QUOTE_INVENTORY_KEYS = ("targetPosition",)  # the skew's target
 
 
 def stage_reading(key: str) -> str | None:
     """The pipe stage that reads a symbol setting (`strategy.spreadTicks` → quote), or None."""
     section, _, name = key.partition(".")
-    if key in UNUSED_KEYS:
-        return None
+    if section == "inventory" and name in QUOTE_INVENTORY_KEYS:
+        return "quote"
     if section == "strategy":
         return "send" if name in SEND_STRATEGY_KEYS else "quote"
     return "send" if section in ("risk", "inventory") else None
@@ -94,7 +94,7 @@ def with_settings(ctx: click.Context, settings: tuple[str, ...], symbols: list[s
     tree = settings_tree(settings)
     overrides["symbols"] = {symbol: tree for symbol in symbols}
     config = load_config(getattr(root, "config_path", None), overrides=overrides)
-    for item in settings:
+    for item in settings if stage in ("quote", "send") else ():  # run reads every key
         key = item.partition("=")[0].strip()
         reader = stage_reading(key)
         if reader is None:
@@ -147,7 +147,7 @@ class QuoteStage:
                 from mmkit.config import SymbolConfig
 
                 symbol_config = SymbolConfig()
-            strategy = make_strategy(spec, symbol_config.strategy)
+            strategy = make_strategy(spec, symbol_config.strategy, symbol_config.inventory)
             strategy.on_position(spec.round_qty(self.start_qty.copy_abs())
                                  * (-1 if self.start_qty < 0 else 1), 0)
             self.strategies[symbol] = (spec, strategy)

@@ -27,6 +27,9 @@ from mmkit.tasks import cancel_and_wait
               help="Embedded simulator only: venue time runs this many times faster.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Embedded simulator only: the synthetic market's seed.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Override a setting of the traded symbol, e.g. strategy.spreadTicks=3 "
+                   "(repeatable; keys as in the config's symbols.<SYMBOL> section).")
 @click.option("--live", is_flag=True, help="Required to trade real money on the live venue.")
 @click.option("--lockstep", is_flag=True,
               help="Simulator only: drive venue time one market event at a time, reacting to "
@@ -42,7 +45,7 @@ from mmkit.tasks import cancel_and_wait
                    "line (default: status on a terminal, lines otherwise).")
 @click.pass_context
 def run_cmd(ctx: click.Context, symbol: str | None, duration: str | None, speed: float,
-            seed: int, live: bool, lockstep: bool, expected_position: str | None,
+            seed: int, settings: tuple[str, ...], live: bool, lockstep: bool, expected_position: str | None,
             metrics_listen: str | None, as_lines: bool | None) -> None:
     """Quote, trade and manage risk for one symbol until stopped; cancel everything and print
     a summary at the end. Parameters: docs/strategy.md and docs/risk.md.
@@ -51,6 +54,7 @@ def run_cmd(ctx: click.Context, symbol: str | None, duration: str | None, speed:
     Examples:
       mmkit run                                   # paper trading on an embedded simulator
       mmkit run --duration 10m --speed 20         # a quick look: 10 minutes at 20x
+      mmkit run --set strategy.spreadTicks=3      # another setting, this run only
       mmkit --venue testnet run --symbol ETHUSDC  # Binance's testnet (testnet keys)
       mmkit --venue live run --live               # real money
       mmkit run --lockstep --duration 1h          # an hour of venue time, repeatable
@@ -58,6 +62,11 @@ def run_cmd(ctx: click.Context, symbol: str | None, duration: str | None, speed:
     from mmkit.ops import logs
 
     config = load(ctx)
+    symbol = (symbol or next(iter(sorted(config.symbols)), "ETHUSDC")).upper()
+    if settings:
+        from mmkit.cli.quote import with_settings
+
+        config = with_settings(ctx, settings, [symbol], "run")
     if config.gateway.venue == "live" and not live:
         raise click.UsageError("refusing to trade real money on the live venue without --live")
     if lockstep and config.gateway.venue != "sim":
@@ -73,7 +82,6 @@ def run_cmd(ctx: click.Context, symbol: str | None, duration: str | None, speed:
     seconds = parse_interval_ms(duration) / 1000 if duration else None
     if as_lines is None:
         as_lines = not sys.stdout.isatty()
-    symbol = (symbol or next(iter(sorted(config.symbols)), "ETHUSDC")).upper()
     listen = metrics_listen or config.metrics.listen
     run(_run(config, symbol, seconds, speed, seed, expected, as_lines,
              None if listen == "off" else listen, lockstep))

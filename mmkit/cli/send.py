@@ -31,9 +31,9 @@ def _prefix_option(ctx: click.Context, param: click.Parameter, value: str) -> st
     that prefix, run id and sequence fit in its 36 (`ClientIds` keeps room for the sequence)."""
     from mmkit.orders import ClientIds
 
-    if not CLIENT_ORDER_ID.fullmatch(value):
-        raise click.BadParameter(f"{value!r}: a client order id holds only letters, digits "
-                                 "and . : / _ -")
+    if not CLIENT_ORDER_ID.fullmatch(value) or "-" in value:
+        raise click.BadParameter(f"{value!r}: a prefix holds only letters, digits and . : / _ "
+                                 "(a '-' ends it in the client order id)")
     now = wall_ms()
     try:
         ClientIds.for_run(value, now)
@@ -63,7 +63,7 @@ def _fits(prefix: str, now: int) -> bool:
 @click.option("--position", "expected_position", metavar="QTY", callback=quantity_option,
               help="Refuse to start unless the venue's position is this (within a step).")
 @click.option("--prefix", default="mm", show_default=True, callback=_prefix_option,
-              help="Client order id prefix (letters, digits and . : / _ -); orders with it "
+              help="Client order id prefix (letters, digits and . : / _); orders with it "
                    "left by an earlier run are cancelled at start.")
 @click.option("--price-tolerance", type=click.IntRange(0), default=0, show_default=True,
               help="Ticks a resting order may differ from the quote before it is replaced.")
@@ -201,6 +201,7 @@ class SendSession:
                 raise ConfigError(f"the venue's position is {self.spec.qty_str(qty)}, not "
                                   f"{expected_position}: refusing to start", "--position")
         self.risk.on_position(qty, self.execution.now())
+        await self._seed_day()
         ours, others = self.manager.foreign_or_stale(await client.open_orders(self.symbol))
         if others:
             log.warning("%d open %s orders are not ours; leaving them alone", len(others),
@@ -265,11 +266,24 @@ class SendSession:
                                         half_spread_ticks=quote.reasons.get("halfSpreadTicks"))
             self.execution.book_ts = self.book.ts if self.book else None
             self.execution.book_recv_ts = self.book.recv_ts if self.book else None
-            await self.execution.execute(actions)
-            sent = sum(1 for a in actions if type(a).__name__ in ("Place", "Modify"))
+            retried = await self.execution.execute(actions)  # post-only slots sent again
+            sent = sum(1 for a in [*actions, *retried]
+                       if type(a).__name__ in ("Place", "Modify"))
             if sent:
                 self.risk.on_order_sent(now, sent)
             await self.execution.settle_unknown()
+
+    async def _seed_day(self) -> None:
+        """Today's fills from before this process count against the daily budgets (dailyMax,
+        the kill switch): a new `send` does not grant fresh ones."""
+        from mmkit.binance.userdata import fill_from_user_trade
+        from mmkit.feeds import own_fill_from_line
+
+        now = self.execution.now()
+        trades = await self.execution.client.user_trades_since(self.symbol,
+                                                               now - now % 86_400_000)
+        fills = [own_fill_from_line(self.spec, fill_from_user_trade(t)) for t in trades]
+        self._risk_lines(self.risk.seed_day(fills, now))
 
     def _upstream_account(self, kind: str, number: int, line: dict) -> bool:
         """A fill or position line of our symbol from upstream (`depth --user`, for
