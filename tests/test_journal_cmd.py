@@ -85,9 +85,9 @@ def test_bad_journals_are_one_line_and_exit_2(tmp_path, setup, message):
 def test_two_sessions_in_one_journal_both_count(tmp_path):
     """Each backtest (and each simulator) numbers its trades from the same start: a second
     session's fills share trade ids with the first's but are other fills, and count."""
-    one = rows(mmkit("backtest", "--duration", "30m", "--seed", "4", "--journal", "j",
+    one = rows(mmkit("backtest", "--duration", "12m", "--seed", "4", "--journal", "j",
                      cwd=tmp_path))
-    two = rows(mmkit("backtest", "--duration", "30m", "--seed", "5", "--journal", "j",
+    two = rows(mmkit("backtest", "--duration", "12m", "--seed", "5", "--journal", "j",
                      cwd=tmp_path))
     fills = one[-1]["fills"] + two[-1]["fills"]
     assert one[-1]["fills"] > 0 and two[-1]["fills"] > 0

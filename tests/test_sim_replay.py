@@ -135,7 +135,7 @@ def test_served_replay_in_step_mode_agrees_with_the_engine_and_the_recording(sha
         checked = 0
         url = f"{server.ws_url}/ws/ethusdt@bookTicker"
         async with websockets.connect(url, max_queue=None) as ws, \
-                httpx.AsyncClient(base_url=server.base_url) as http:
+                httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
             await ws.send('{"method":"LIST_SUBSCRIPTIONS","id":1}')  # subscribed from here on
             assert orjson.loads(await ws.recv()) == {"result": ["ethusdt@bookTicker"], "id": 1}
             elapsed = 0

@@ -230,8 +230,11 @@ class StreamClient:
         attempt = 0
         while True:
             try:
+                # no permessage-deflate: inflating every depth update costs more latency
+                # than its bytes are worth on a bot's link
                 ws = await websockets.connect(self.url, max_size=2**24, open_timeout=10,
-                                              ping_interval=None, close_timeout=2)
+                                              ping_interval=None, close_timeout=2,
+                                              compression=None)
                 break
             except (TimeoutError, OSError, websockets.WebSocketException) as exc:
                 attempt += 1
