@@ -108,6 +108,7 @@ class Runner:
             self.wall_ms = lockstep
         self._handled: dict[str, int] = {}  # lockstep: messages handled per stream name
         self._user_stream = None
+        self._started_ms: int | None = None
 
     # -- start and stop ---------------------------------------------------------------------
 
@@ -140,6 +141,9 @@ class Runner:
             log.warning("foreign_orders symbol=%s count=%d: not ours, left alone", self.symbol,
                         len(others))
         await self._recover_fills()
+        # fills from here on come from the user stream; in lockstep nothing trades before
+        # it is connected, elsewhere its first connection reconciles from this moment
+        self._started_ms = None if self.lockstep is not None else self.wall_ms()
         log.info("run_start symbol=%s position=%s cancelled_old_orders=%d", self.symbol,
                  self.status.position, len(ours), extra={"symbol": self.symbol})
 
@@ -266,7 +270,8 @@ class Runner:
 
         stream = self._user_stream = UserStream(self.client, self.ws_url, [self.symbol],
                                                 routed=self.routed, wall_ms=self.wall_ms,
-                                                speed=self.venue_speed)
+                                                speed=self.venue_speed,
+                                                since_ms=self._started_ms)
         self._streams.append(stream)
         async for line in stream.lines():
             kind = line.get("type")

@@ -49,7 +49,10 @@ class UserStream:
     def __init__(self, api: UserStreamApi, ws_base: str, symbols: list[str], *,
                  raw: bool = False, routed: bool = True, keepalive_s: float = KEEPALIVE_S,
                  wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-                 speed: float = 1.0):
+                 speed: float = 1.0, since_ms: int | None = None):
+        """`since_ms`: the caller read the account over REST at this venue time; the first
+        connection then reconciles too, from there, so a fill made before the socket was
+        open is not lost (orders may already be working by then)."""
         self.api = api
         self.ws_base = ws_base
         self.symbols = [s.upper() for s in symbols]
@@ -62,7 +65,9 @@ class UserStream:
         self.reconnects = 0
         self.key_renewals = 0
         self._wall_ms = wall_ms
-        self._last_fill_ms: dict[str, int] = {}
+        self._last_fill_ms: dict[str, int] = {} if since_ms is None else \
+            dict.fromkeys(self.symbols, since_ms)
+        self._since_ms = since_ms
         self._key_expired = asyncio.Event()
         self.listen_key: str | None = None
         self.events = 0  # user-stream messages handled (a lockstep runner waits on this)
@@ -75,7 +80,8 @@ class UserStream:
                                   silence_timeout=None, speed=self.speed)
             keepalive = asyncio.create_task(self._keep_alive(listen_key))
             try:
-                async for line in self._session(client, reconcile_first=not first):
+                async for line in self._session(
+                        client, reconcile_first=not first or self._since_ms is not None):
                     yield line
             finally:
                 keepalive.cancel()

@@ -212,3 +212,44 @@ def test_silence_gives_stale_lines_and_the_feed_resumes_after_it():
         assert h.lines[-1]["stale"] is False
 
     asyncio.run(with_harness(synthetic_step_venue(seed=5), body))
+
+
+def test_a_fill_before_the_stream_connects_is_recovered_once():
+    """`since_ms`: the account was read at that time, an order filled before the user stream's
+    socket was open; its first connection reconciles, so the fill is there, once."""
+    venue = static_venue(step=True)
+
+    async def body():
+        with ServerThread(venue, "127.0.0.1", 0) as server:
+            async with RestClient(server.base_url,
+                                  Credentials(SIM_API_KEY, SIM_API_SECRET)) as rest:
+                since = await rest.server_time()
+                await rest.place_order(symbol=SYMBOL, side="BUY", type="MARKET",
+                                       quantity="0.010")  # nobody listens yet
+                stream = UserStream(rest, server.ws_url, [SYMBOL], since_ms=since)
+                lines: list[dict] = []
+
+                async def consume():
+                    async for line in stream.lines():
+                        lines.append(line)
+
+                task = asyncio.create_task(consume())
+                for _ in range(100):
+                    if any(line["type"] == "position" for line in lines):
+                        break
+                    await asyncio.sleep(0.05)
+                await rest.place_order(symbol=SYMBOL, side="SELL", type="MARKET",
+                                       quantity="0.010")  # on the stream
+                for _ in range(100):
+                    if sum(line["type"] == "fill" for line in lines) >= 2:
+                        break
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.2)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        fills = [line for line in lines if line["type"] == "fill"]
+        assert [f["side"] for f in fills] == ["BUY", "SELL"]
+        assert fills[0]["source"] != "stream"
+
+    asyncio.run(body())

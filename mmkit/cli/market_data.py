@@ -210,7 +210,8 @@ async def _with_account(client, config, symbol: str, out: LineWriter, book_lines
         net = sum((Decimal(row.get("positionAmt") or "0") for row in rows), Decimal(0))
         rows = [{"symbol": symbol, "positionAmt": str(net)}]
     out.write({**position_line_from_rest(rows[0], wall_ms()), "reason": "SNAPSHOT"})
-    stream = UserStream(client, config.ws_url, [symbol], routed=_routed(config))
+    stream = UserStream(client, config.ws_url, [symbol], routed=_routed(config),
+                        since_ms=client.venue_now_ms())
 
     async def account() -> None:
         async for line in stream.lines():

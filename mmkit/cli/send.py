@@ -201,6 +201,7 @@ class SendSession:
                 raise ConfigError(f"the venue's position is {self.spec.qty_str(qty)}, not "
                                   f"{expected_position}: refusing to start", "--position")
         self.risk.on_position(qty, self.execution.now())
+        self.started_ms = client.venue_now_ms()  # the user stream reconciles from here
         await self._seed_day()
         ours, others = self.manager.foreign_or_stale(await client.open_orders(self.symbol))
         if others:
@@ -357,7 +358,7 @@ class SendSession:
         from mmkit.userstream import UserStream
 
         stream = UserStream(self.execution.client, self.config.ws_url, [self.symbol],
-                            routed=_routed(self.config))
+                            routed=_routed(self.config), since_ms=self.started_ms)
         async for line in stream.lines():
             kind = line.get("type")
             if kind == "order":
