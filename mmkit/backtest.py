@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from mmkit.feeds import mark_from_line, mark_line
+from mmkit.feeds import entry_ticks, mark_from_line, mark_line
 from mmkit.model import BookTop, MarketTrade, OwnFill, Timed
 from mmkit.orders import Cancel, ClientIds, LocalReject, Modify, Place, in_send_order, manager_for
 from mmkit.risk import build_guards
@@ -47,7 +47,7 @@ from mmkit.sim.engine import (
     Reject,
     TradePrint,
 )
-from mmkit.sim.wire import mark_payload, money
+from mmkit.sim.wire import mark_payload, money, price_of
 from mmkit.strategy import make_strategy
 
 Emit = Callable[[dict[str, Any]], None]
@@ -338,10 +338,13 @@ class Backtest:
                        "asset": event.balances[0].asset if event.balances else ""})
         for position in event.positions:  # the user stream's position, as `run` adopts it
             if position.symbol == self.symbol:
-                self._deliver(lambda qty=position.amount, ts=event.ts: self._on_position(qty, ts))
+                # its entry as the wire says it (wire.price_of), as `run` reads it
+                entry = entry_ticks(self.spec, price_of(self.spec, position.entry_price))
+                self._deliver(lambda qty=position.amount, ts=event.ts, entry=entry:
+                              self._on_position(qty, ts, entry))
 
-    def _on_position(self, qty: int, ts: int) -> None:
-        self.strategy.on_position(qty, ts)
+    def _on_position(self, qty: int, ts: int, entry: float | None) -> None:
+        self.strategy.on_position(qty, ts, entry)
         self.risk.on_position(qty, ts)
 
     def _mark_price(self) -> None:

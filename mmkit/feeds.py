@@ -294,6 +294,13 @@ def book_top_from_line(spec: SymbolSpec, line: Emit) -> BookTop:
                    [(spec.to_ticks(p), spec.to_steps(q)) for p, q in line["asks"]])
 
 
+def entry_ticks(spec: SymbolSpec, price: str | None) -> float | None:
+    """A position's `entryPrice` in ticks (None for none, or "0": flat)."""
+    if not price or Decimal(price) == 0:
+        return None
+    return float(Decimal(price) / spec.tick_size)
+
+
 def own_fill_from_line(spec: SymbolSpec, line: Emit) -> OwnFill:
     """A `fill` line (docs/streams.md) in ticks and steps."""
     return OwnFill(line["symbol"], int(line["ts"]), int(line["tradeId"]), int(line["orderId"]),

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from mmkit.errors import ConfigError, MmkitError, NetworkError, VenueError
+from mmkit.feeds import entry_ticks
 from mmkit.tasks import cancel_and_wait
 
 log = logging.getLogger("mmkit.run")
@@ -126,7 +127,9 @@ class Runner:
                 raise ConfigError(f"the venue's {self.symbol} position is "
                                   f"{self.spec.qty_str(qty)}, expected {expected_position}: "
                                   "refusing to start", "--position")
-        self.strategy.on_position(qty, self.wall_ms())
+        entry = next((p.get("entryPrice") for p in positions if p["symbol"] == self.symbol
+                      and p["positionAmt"].lstrip("-0.")), None)
+        self.strategy.on_position(qty, self.wall_ms(), entry_ticks(self.spec, entry))
         self.risk.on_position(qty, self.wall_ms())
         await self._seed_day()
         self.status.position = self.spec.qty_str(qty) if qty >= 0 else \
@@ -291,7 +294,8 @@ class Runner:
             elif kind == "position":
                 qty = line["qty"]
                 steps = self.spec.to_steps(qty.lstrip("-")) * (-1 if qty.startswith("-") else 1)
-                self.strategy.on_position(steps, line["ts"])
+                self.strategy.on_position(steps, line["ts"],
+                                          entry_ticks(self.spec, line.get("entryPrice")))
                 self.risk.on_position(steps, line["ts"])
                 self.status.position = qty
 

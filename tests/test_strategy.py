@@ -392,6 +392,17 @@ def test_a_position_snapshot_overrides_the_fills():
     assert by_tag(quote)["tp"].side == BUY  # entry unknown after a flip: the mid stands in
 
 
+def test_a_snapshot_with_the_venues_entry_prices_the_take_profit_from_it():
+    """A start (or `depth --user`'s snapshot) holding a position: the venue's entry price,
+    not the mid at start, sets the take-profit; fills then move it as usual."""
+    strat = strategy(take_profit_ticks=30, spread_ticks=200)
+    strat.on_position(20, 0, float(MID - 100))
+    tp = by_tag(strat.on_book(book(0, MID - 200)))["tp"]
+    assert (tp.side, tp.price) == (SELL, MID - 100 + 30)
+    strat.on_position(20, 10, float(MID + 500))  # the same position: the fills' entry stays
+    assert strat.entry == MID - 100
+
+
 def test_a_full_inventory_stops_the_growing_side():
     strat = strategy(max_inventory="0.05")
     strat.on_position(50, 0)

@@ -174,7 +174,7 @@ class QuoteStage:
                 out.write(quote_line(self.strategies[symbol][0], quote))
 
     def handle(self, line: dict):
-        from mmkit.feeds import book_top_from_line, mark_from_line, own_fill_from_line
+        from mmkit.feeds import book_top_from_line, entry_ticks, mark_from_line, own_fill_from_line
         from mmkit.model import MarketTrade
 
         kind = line.get("type")
@@ -190,7 +190,7 @@ class QuoteStage:
         elif kind == "position":
             qty, ts = line["qty"], int(line["ts"])
             steps = spec.to_steps(qty.lstrip("-")) * (-1 if qty.startswith("-") else 1)
-            strategy.on_position(steps, ts)
+            strategy.on_position(steps, ts, entry_ticks(spec, line.get("entryPrice")))
             self.venue_positions[line["symbol"]] = (steps, ts)
         elif kind == "fill":
             fill = own_fill_from_line(spec, line)

@@ -113,15 +113,18 @@ class Strategy:
         self.position = after
         self._dirty = True
 
-    def on_position(self, qty: int, ts: int) -> None:
+    def on_position(self, qty: int, ts: int, entry: float | None = None) -> None:
         """A position snapshot (signed steps) overrides what the fills said. The entry price
-        survives when the side is unchanged; otherwise the next book's mid stands in for it."""
-        if qty == self.position:
-            return
-        if qty == 0 or self.position == 0 or (qty > 0) != (self.position > 0):
-            self.entry = None
-        self.position = qty
-        self._dirty = True
+        survives when the side is unchanged; otherwise the venue's `entry` (ticks) takes its
+        place when the snapshot carries one, else the next book's mid stands in for it."""
+        if qty != self.position:
+            if qty == 0 or self.position == 0 or (qty > 0) != (self.position > 0):
+                self.entry = None
+            self.position = qty
+            self._dirty = True
+        if qty and self.entry is None and entry:
+            self.entry = entry
+            self._dirty = True
 
     def on_book(self, book: BookTop) -> Quote | None:
         ts = book.ts
