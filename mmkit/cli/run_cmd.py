@@ -280,8 +280,8 @@ def _summary(runner, out: LineWriter, as_lines: bool) -> dict:
     line = {"type": "summary", "symbol": s.symbol, "ts": runner.wall_ms(),
             "venueSeconds": round(elapsed_s, 1), "fills": s.fills, "makerFills": s.maker_fills,
             "volume": str(s.volume.quantize(Decimal("0.01"))),
-            "realizedPnl": str(s.realized), "fees": str(s.fees),
-            "netPnl": str(s.realized - s.fees), "position": s.position,
+            "realizedPnl": format(s.realized, "f"), "fees": format(s.fees, "f"),
+            "netPnl": format(s.realized - s.fees, "f"), "position": s.position,
             "orders": s.orders, "quotes": s.quotes, "bookResyncs": s.resyncs,
             "riskMode": s.risk_mode}
     if as_lines:
