@@ -307,3 +307,19 @@ def _chunks(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
+
+
+async def seed_today(client, spec, risk, now_ms: int) -> list:
+    """Today's fills from before this process (userTrades since 00:00 UTC) into the risk
+    guards' daily budgets (`seed_day`); the events it causes. A venue that cannot answer
+    leaves the budgets at zero, said in the log: the bot still starts."""
+    from mmkit.binance.userdata import fill_from_user_trade
+    from mmkit.feeds import own_fill_from_line
+
+    try:
+        trades = await client.user_trades_since(spec.symbol, now_ms - now_ms % 86_400_000)
+    except (VenueError, NetworkError) as exc:
+        log.warning("seed_day_failed symbol=%s: %s", spec.symbol, exc)
+        return []
+    return risk.seed_day([own_fill_from_line(spec, fill_from_user_trade(t)) for t in trades],
+                         now_ms)

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from mmkit.errors import ConfigError, MmkitError, NetworkError, VenueError
+from mmkit.execution import seed_today
 from mmkit.feeds import entry_ticks
 from mmkit.tasks import cancel_and_wait
 
@@ -131,7 +132,7 @@ class Runner:
                       and p["positionAmt"].lstrip("-0.")), None)
         self.strategy.on_position(qty, self.wall_ms(), entry_ticks(self.spec, entry))
         self.risk.on_position(qty, self.wall_ms())
-        await self._seed_day()
+        self._risk_lines(await seed_today(self.client, self.spec, self.risk, self.wall_ms()))
         self.status.position = self.spec.qty_str(qty) if qty >= 0 else \
             "-" + self.spec.qty_str(-qty)
         ours, others = self.manager.foreign_or_stale(await self.client.open_orders(self.symbol))
@@ -149,17 +150,6 @@ class Runner:
         self._started_ms = None if self.lockstep is not None else self.wall_ms()
         log.info("run_start symbol=%s position=%s cancelled_old_orders=%d", self.symbol,
                  self.status.position, len(ours), extra={"symbol": self.symbol})
-
-    async def _seed_day(self) -> None:
-        """Today's fills from before this process count against the daily budgets (dailyMax,
-        the kill switch), so a restart does not grant fresh ones."""
-        from mmkit.binance.userdata import fill_from_user_trade
-        from mmkit.feeds import own_fill_from_line
-
-        now = self.wall_ms()
-        trades = await self.client.user_trades_since(self.symbol, now - now % 86_400_000)
-        fills = [own_fill_from_line(self.spec, fill_from_user_trade(t)) for t in trades]
-        self._risk_lines(self.risk.seed_day(fills, now))
 
     async def _recover_fills(self) -> None:
         """Fills the venue made while we were down (after the newest journaled one): emitted

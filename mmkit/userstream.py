@@ -25,7 +25,7 @@ from mmkit.binance.userdata import (
     normalize,
 )
 from mmkit.binance.ws import Connection, StreamClient, user_stream_url
-from mmkit.errors import VenueError
+from mmkit.errors import NetworkError, VenueError
 
 log = logging.getLogger("mmkit.userstream")
 
@@ -102,7 +102,7 @@ class UserStream:
                     if item.gap:
                         self.reconnects += 1
                     if item.gap or reconcile_first:
-                        for line in await self.reconcile():
+                        for line in await self._reconcile_until_done():
                             yield line
                     continue
                 self.events += 1
@@ -151,6 +151,16 @@ class UserStream:
             self._last_fill_ms[line["symbol"]] = max(self._last_fill_ms.get(line["symbol"], 0),
                                                      line["ts"])
         return True
+
+    async def _reconcile_until_done(self, retry_s: float = 1.0) -> list[Line]:
+        """`reconcile`, again after a pause while the venue fails: a fill it would recover
+        must not be skipped, and a venue having a bad moment must not end the stream."""
+        while True:
+            try:
+                return await self.reconcile()
+            except (VenueError, NetworkError) as exc:
+                log.warning("reconcile_failed: %s; again in %.0f s", exc, retry_s)
+                await asyncio.sleep(retry_s)
 
     async def reconcile(self) -> list[Line]:
         """Missed fills (once each), then open orders and positions, from REST."""

@@ -82,3 +82,24 @@ def _read(path) -> list[bytes]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
         return f.read().splitlines()
+
+
+def test_a_run_against_a_sped_up_served_venue_takes_its_speed(tmp_path):
+    """`mmkit exchange serve --speed 10`: the run reads the speed from /_sim/published, so its
+    duration, heartbeat and marks are venue time there too."""
+    from mmkit.sim.server import ServerThread
+    from tests.test_pipeline import fast_venue, venue_args
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MM_", "MMKIT_"))}
+    with ServerThread(fast_venue(seed=5, speed=10.0), "127.0.0.1", 0) as sim:
+        result = subprocess.run([sys.executable, "-m", "mmkit", *venue_args(sim), "run",
+                                 "--duration", "60s", "--lines", "--metrics", "off"],
+                                capture_output=True, text=True, env=env, cwd=tmp_path,
+                                timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = [orjson.loads(line) for line in result.stdout.splitlines()][-1]
+    assert 60 <= summary["venueSeconds"] < 300, summary  # 6 s of wall time, not 60
+    marks = [orjson.loads(line) for path in sorted((tmp_path / "journal").rglob("*.jsonl*"))
+             for line in _read(path) if b'"mark"' in line]
+    gaps = sorted(b["ts"] - a["ts"] for a, b in zip(marks, marks[1:], strict=False))
+    assert len(marks) > 30 and gaps[len(gaps) // 2] < 2000, gaps[:5]

@@ -181,7 +181,9 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
             from mmkit.config import SymbolConfig
 
             symbol_config = SymbolConfig()
-        # on the embedded simulator venue time runs `wall_scale` times faster than ours
+        if config.gateway.venue == "sim" and wall_scale == 1 and not lockstep:
+            wall_scale = await _served_speed(client)  # `exchange serve --speed N`
+        # on a sped-up simulator venue time runs `wall_scale` times faster than ours
         start_wall = time.time()
         start_venue = client.venue_now_ms()
 
@@ -223,6 +225,19 @@ async def _trade(config, symbol: str, duration_s: float | None, expected: Decima
                 http.shutdown()
             journal.write(_summary(runner, out, as_lines))
             journal.close()
+
+
+async def _served_speed(client) -> float:
+    """How fast a simulator's venue time runs (its /_sim/published); 1 when it does not say
+    (another Binance-compatible venue)."""
+    from mmkit.errors import MmkitError
+
+    try:
+        state = await client.request("GET", "/_sim/published")
+    except MmkitError:
+        return 1.0
+    speed = state.get("speed") if isinstance(state, dict) else None
+    return float(speed) if isinstance(speed, int | float) and speed > 0 else 1.0
 
 
 async def _step_mode_time(client) -> int:

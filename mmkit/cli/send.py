@@ -190,6 +190,8 @@ class SendSession:
         self.starved_after: float | None = None
 
     async def start(self, expected_position: Decimal | None) -> None:
+        from mmkit.execution import seed_today
+
         client = self.execution.client
         positions = await client.positions(self.symbol)
         qty = sum(self.spec.to_steps(p["positionAmt"]) for p in positions
@@ -202,7 +204,8 @@ class SendSession:
                                   f"{expected_position}: refusing to start", "--position")
         self.risk.on_position(qty, self.execution.now())
         self.started_ms = client.venue_now_ms()  # the user stream reconciles from here
-        await self._seed_day()
+        self._risk_lines(await seed_today(client, self.spec, self.risk,
+                                          self.execution.now()))
         ours, others = self.manager.foreign_or_stale(await client.open_orders(self.symbol))
         if others:
             log.warning("%d open %s orders are not ours; leaving them alone", len(others),
@@ -273,18 +276,6 @@ class SendSession:
             if sent:
                 self.risk.on_order_sent(now, sent)
             await self.execution.settle_unknown()
-
-    async def _seed_day(self) -> None:
-        """Today's fills from before this process count against the daily budgets (dailyMax,
-        the kill switch): a new `send` does not grant fresh ones."""
-        from mmkit.binance.userdata import fill_from_user_trade
-        from mmkit.feeds import own_fill_from_line
-
-        now = self.execution.now()
-        trades = await self.execution.client.user_trades_since(self.symbol,
-                                                               now - now % 86_400_000)
-        fills = [own_fill_from_line(self.spec, fill_from_user_trade(t)) for t in trades]
-        self._risk_lines(self.risk.seed_day(fills, now))
 
     def _upstream_account(self, kind: str, number: int, line: dict) -> bool:
         """A fill or position line of our symbol from upstream (`depth --user`, for

@@ -918,7 +918,8 @@ class SimServer:
                           "marketDone": venue.market_over,
                           **_published(venue)})
         if action == "published":
-            return _json({"time": venue.now(), **_published(venue)})
+            return _json({"time": venue.now(), "speed": venue.clock.speed,
+                          "stepMode": venue.clock.step_mode, **_published(venue)})
         if action == "faults":
             if request.method == "POST":
                 try:
