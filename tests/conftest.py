@@ -20,3 +20,23 @@ def shared_data() -> Path:
     if os.environ.get("MMKIT_REQUIRE_DATA") == "1":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A module's own simulator (tests.simkit's static book) on an ephemeral loopback port."""
+    from tests.simkit import serve
+
+    with serve() as running:
+        yield running
+
+
+@pytest.fixture
+def http(server):
+    """A signed client for `server`, whose venue is reset before each test."""
+    from tests.simkit import SignedHttp
+
+    client = SignedHttp(server.base_url)
+    server.venue.reset()
+    yield client
+    client.http.close()

@@ -19,20 +19,6 @@ from mmkit.sim.venue import Faults, Venue, VenueClock
 from tests.simkit import SignedHttp, serve, static_book, static_venue
 
 
-@pytest.fixture(scope="module")
-def server():
-    with serve() as running:
-        yield running
-
-
-@pytest.fixture
-def http(server):
-    client = SignedHttp(server.base_url)
-    server.venue.reset()
-    yield client
-    client.http.close()
-
-
 def order(http, **params):
     base = {"symbol": "ETHUSDC", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
             "quantity": "0.040", "price": "2990.00"}

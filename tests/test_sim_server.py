@@ -7,26 +7,11 @@ import asyncio
 import time
 
 import orjson
-import pytest
 import websockets
 
 from mmkit.binance.signing import hmac_signature
 from mmkit.sim.venue import Faults
 from tests.simkit import SignedHttp, serve, static_venue
-
-
-@pytest.fixture(scope="module")
-def server():
-    with serve() as running:
-        yield running
-
-
-@pytest.fixture
-def http(server):
-    client = SignedHttp(server.base_url)
-    server.venue.reset()
-    yield client
-    client.http.close()
 
 
 def order(http, **params):
