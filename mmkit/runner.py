@@ -128,8 +128,8 @@ class Runner:
                 raise ConfigError(f"the venue's {self.symbol} position is "
                                   f"{self.spec.qty_str(qty)}, expected {expected_position}: "
                                   "refusing to start", "--position")
-        entry = next((p.get("entryPrice") for p in positions if p["symbol"] == self.symbol
-                      and p["positionAmt"].lstrip("-0.")), None)
+        entry = next((p.get("entryPrice") for p in positions if p["symbol"] == self.symbol),
+                     None)  # one-way mode: one row ("0" when flat)
         self.strategy.on_position(qty, self.wall_ms(), entry_ticks(self.spec, entry))
         self.risk.on_position(qty, self.wall_ms())
         self._risk_lines(await seed_today(self.client, self.spec, self.risk, self.wall_ms()))

@@ -45,8 +45,9 @@ from mmkit.tasks import cancel_and_wait
                    "line (default: status on a terminal, lines otherwise).")
 @click.pass_context
 def run_cmd(ctx: click.Context, symbol: str | None, duration: str | None, speed: float,
-            seed: int, settings: tuple[str, ...], live: bool, lockstep: bool, expected_position: str | None,
-            metrics_listen: str | None, as_lines: bool | None) -> None:
+            seed: int, settings: tuple[str, ...], live: bool, lockstep: bool,
+            expected_position: str | None, metrics_listen: str | None,
+            as_lines: bool | None) -> None:
     """Quote, trade and manage risk for one symbol until stopped; cancel everything and print
     a summary at the end. Parameters: docs/strategy.md and docs/risk.md.
 
