@@ -118,9 +118,8 @@ class Runner:
         """Reconcile with the venue before quoting: the position (refuse on a mismatch with
         `expected_position`), and our orders from an earlier run (cancelled)."""
         positions = await self.client.positions(self.symbol)
-        qty = sum(self.spec.to_steps(p["positionAmt"].lstrip("-"))
-                  * (-1 if p["positionAmt"].startswith("-") else 1)
-                  for p in positions if p["symbol"] == self.symbol)
+        qty = sum(self.spec.to_steps(p["positionAmt"]) for p in positions
+                  if p["symbol"] == self.symbol)
         if expected_position is not None:
             expected = self.spec.round_qty(expected_position.copy_abs())
             expected = -expected if expected_position < 0 else expected
@@ -283,7 +282,7 @@ class Runner:
                            "amount": line["balanceChange"], "asset": line["asset"]})
             elif kind == "position":
                 qty = line["qty"]
-                steps = self.spec.to_steps(qty.lstrip("-")) * (-1 if qty.startswith("-") else 1)
+                steps = self.spec.to_steps(qty)
                 self.strategy.on_position(steps, line["ts"],
                                           entry_ticks(self.spec, line.get("entryPrice")))
                 self.risk.on_position(steps, line["ts"])

@@ -66,7 +66,7 @@ def backtest(ctx: click.Context, data: tuple[str, ...], symbol: str | None, dura
         --grid strategy.skew=0.5,1 --table
       mmkit backtest --data eth.gz --data btc.gz --latency journal:journal
     """
-    from mmkit.cli.quote import settings_tree
+    from mmkit.cli.settings import settings_tree
 
     config = load(ctx)
     job = {"config_path": getattr(ctx.find_root().obj, "config_path", None),
@@ -152,7 +152,7 @@ def run_one(job: dict[str, Any], emit_line=None) -> list[dict[str, Any]]:
     """One backtest from a plain dict (picklable, for --grid's worker processes): a row per
     symbol (several symbols trade one account)."""
     from mmkit.backtest import Backtest, Latency, ReplayedLatency
-    from mmkit.cli.quote import settings_tree
+    from mmkit.cli.settings import settings_tree
     from mmkit.config import SymbolConfig, load_config
     from mmkit.sim.engine import EngineConfig
     from mmkit.sim.instruments import default_specs

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator, Awaitable
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import click
@@ -89,3 +90,17 @@ def _use_uvloop() -> None:
     except ImportError:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def quantity_option(ctx: click.Context, param: click.Parameter,
+                    value: str | None) -> Decimal | None:
+    """A signed base-asset quantity such as 0.05 or -0.010 (a usage error otherwise)."""
+    if value is None:
+        return None
+    try:
+        qty = Decimal(value.strip())
+    except InvalidOperation:
+        qty = None
+    if qty is None or not qty.is_finite():
+        raise click.BadParameter(f"not a quantity: {value!r}")
+    return qty

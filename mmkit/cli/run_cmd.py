@@ -65,7 +65,7 @@ def run_cmd(ctx: click.Context, symbol: str | None, duration: str | None, speed:
     config = load(ctx)
     symbol = (symbol or next(iter(sorted(config.symbols)), "ETHUSDC")).upper()
     if settings:
-        from mmkit.cli.quote import with_settings
+        from mmkit.cli.settings import with_settings
 
         config = with_settings(ctx, settings, [symbol], "run")
     if config.gateway.venue == "live" and not live:

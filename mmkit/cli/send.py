@@ -13,8 +13,8 @@ from decimal import Decimal
 
 import click
 
-from mmkit.cli.common import load, rest_client, run
-from mmkit.cli.quote import quantity_option, with_settings
+from mmkit.cli.common import load, quantity_option, rest_client, run
+from mmkit.cli.settings import with_settings
 from mmkit.errors import ConfigError, InputError
 from mmkit.execution import wall_ms
 from mmkit.stream import LineWriter, Sequence, describe, read_lines, skip_line
@@ -288,9 +288,7 @@ class SendSession:
             return self.dry_run
         if self.dry_run:
             try:
-                qty = line["qty"]
-                steps = self.spec.to_steps(qty.lstrip("-")) * (-1 if qty.startswith("-") else 1)
-                self.risk.on_position(steps, int(line["ts"]))
+                self.risk.on_position(self.spec.to_steps(line["qty"]), int(line["ts"]))
             except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
                 skip_line("send", number, describe(exc), strict=self.strict)
         return True
