@@ -161,7 +161,7 @@ class Runner:
         since = recovery_start_ms(self.journal_path, self.symbol)
         if since is None:
             return
-        for trade in await self.client.user_trades(self.symbol, since):
+        for trade in await self.client.user_trades_since(self.symbol, since):
             self.emit(fill_from_user_trade(trade))
 
     async def run(self, duration_s: float | None = None) -> None:

@@ -39,7 +39,8 @@ class UserStreamApi(Protocol):
     async def keepalive_listen_key(self, listen_key: str) -> None: ...
     async def open_orders(self, symbol: str) -> list[dict[str, Any]]: ...
     async def positions(self, symbol: str) -> list[dict[str, Any]]: ...
-    async def user_trades(self, symbol: str, start_time: int | None) -> list[dict[str, Any]]: ...
+    async def server_time(self) -> int: ...
+    async def user_trades_since(self, symbol: str, start_time: int) -> list[dict[str, Any]]: ...
 
 
 class UserStream:
@@ -68,6 +69,7 @@ class UserStream:
         self._last_fill_ms: dict[str, int] = {} if since_ms is None else \
             dict.fromkeys(self.symbols, since_ms)
         self._since_ms = since_ms
+        self._opened_ms: int | None = None  # when the first connection opened
         self._key_expired = asyncio.Event()
         self.listen_key: str | None = None
         self.events = 0  # user-stream messages handled (a lockstep runner waits on this)
@@ -99,6 +101,8 @@ class UserStream:
                 if item is None:
                     return
                 if isinstance(item, Connection):
+                    if self._opened_ms is None:
+                        self._opened_ms = self._since_ms or await self._venue_now()
                     if item.gap:
                         self.reconnects += 1
                     if item.gap or reconcile_first:
@@ -152,6 +156,13 @@ class UserStream:
                                                      line["ts"])
         return True
 
+    async def _venue_now(self) -> int:
+        """The venue's time (a simulator's clock may be far from ours); ours if it cannot say."""
+        try:
+            return await self.api.server_time()
+        except (VenueError, NetworkError):
+            return self._wall_ms()
+
     async def _reconcile_until_done(self, retry_s: float = 1.0) -> list[Line]:
         """`reconcile`, again after a pause while the venue fails: a fill it would recover
         must not be skipped, and a venue having a bad moment must not end the stream."""
@@ -163,12 +174,15 @@ class UserStream:
                 await asyncio.sleep(retry_s)
 
     async def reconcile(self) -> list[Line]:
-        """Missed fills (once each), then open orders and positions, from REST."""
+        """Missed fills (once each), then open orders and positions, from REST. Missed: since
+        the symbol's newest fill, else since the stream first opened (older fills are history,
+        not news)."""
         lines: list[Line] = []
         now = self._wall_ms()
         for symbol in self.symbols:
-            since = self._last_fill_ms.get(symbol)
-            trades = await self.api.user_trades(symbol, since)
+            since = self._last_fill_ms.get(symbol, now if self._opened_ms is None
+                                           else self._opened_ms)
+            trades = await self.api.user_trades_since(symbol, since)
             for trade in sorted(trades, key=lambda t: (t["time"], t["id"])):
                 fill = fill_from_user_trade(trade)
                 if self._keep(fill):

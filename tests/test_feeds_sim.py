@@ -191,6 +191,47 @@ def test_expired_listen_key_is_recreated_and_no_fill_is_lost():
     asyncio.run(body())
 
 
+def test_a_reconnect_recovers_missed_fills_not_older_history():
+    """A stream started with no account read (`mmkit userstream`) reconciles after a reconnect
+    from when it first opened: a fill from before it opened is history, not a missed fill."""
+    venue = static_venue(step=True)
+    venue.faults.listen_key_ttl_s = 60
+
+    async def body():
+        with ServerThread(venue, "127.0.0.1", 0) as server:
+            http = httpx.AsyncClient(base_url=server.base_url)
+            async with RestClient(server.base_url,
+                                  Credentials(SIM_API_KEY, SIM_API_SECRET)) as rest:
+                await rest.place_order(symbol=SYMBOL, side="BUY", type="MARKET",
+                                       quantity="0.010")  # before the stream: history
+                await http.post("/_sim/step", params={"ms": 1000})
+                stream = UserStream(rest, server.ws_url, [SYMBOL])
+                lines: list[dict] = []
+
+                async def consume():
+                    async for line in stream.lines():
+                        lines.append(line)
+
+                task = asyncio.create_task(consume())
+                await asyncio.sleep(0.3)  # the stream is connected
+                await http.post("/_sim/step", params={"ms": 61_000})  # the key expires
+                await rest.place_order(symbol=SYMBOL, side="SELL", type="MARKET",
+                                       quantity="0.010")  # while the stream is between keys
+                for _ in range(200):
+                    if stream.key_renewals and any(x["type"] == "fill" for x in lines):
+                        break
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.2)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await http.aclose()
+        assert stream.key_renewals >= 1
+        assert [x["side"] for x in lines if x["type"] == "fill"] == ["SELL"]
+
+    asyncio.run(body())
+
+
 async def _len_at_least(getter, n: int) -> bool:
     return len(await getter()) >= n
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -158,3 +159,26 @@ def test_clock_skew_is_absorbed_by_the_offset(sim, faults):
 
     account, offset = run(go())
     assert "assets" in account and 29_000 < offset < 31_000
+
+
+def test_user_trades_since_reads_past_a_full_page():
+    """Over 1000 fills since the start: the venue answers 1000 a call, from one end of the
+    window, so the client halves windows until each fits; every trade comes once, in order."""
+    market = dict(symbol="ETHUSDC", type="MARKET", quantity="0.010")
+
+    async def go(sim):
+        async with client(sim) as rest, httpx.AsyncClient(base_url=sim.base_url) as http:
+            start = (await http.get("/fapi/v1/time")).json()["serverTime"]
+            for i in range(210):  # 1050 taker fills, flat every other batch
+                await rest.place_batch([{**market, "side": "SELL" if i % 2 else "BUY"}] * 5)
+                # venue time moves on: inside the 300-orders-per-10-s limit
+                await http.post("/_sim/step", params={"ms": 170})
+            return await rest.user_trades_since("ETHUSDC", start)
+
+    with serve(static_venue(step=True)) as sim:
+        trades = run(go(sim))
+        truth = [f.trade_id for f in sim.venue.engine.fills if f.symbol == "ETHUSDC"]
+    assert len(truth) == 1050
+    assert [t["id"] for t in trades] == truth
+    assert [t["time"] for t in trades] == sorted(t["time"] for t in trades)
+

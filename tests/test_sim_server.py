@@ -131,6 +131,15 @@ def test_a_fill_shows_in_trades_income_and_positions(http):
     assert position["positionAmt"] == "0.010" and position["entryPrice"] == "3000.01"
 
 
+def test_user_trades_spans_at_most_seven_days(http):
+    week = 7 * 86_400_000
+    ok = http.signed("GET", "/fapi/v1/userTrades", symbol="ETHUSDC", startTime=0, endTime=week)
+    too_long = http.signed("GET", "/fapi/v1/userTrades", symbol="ETHUSDC", startTime=0,
+                           endTime=week + 1)
+    assert ok.status_code == 200
+    assert too_long.status_code == 400 and too_long.json()["code"] == -1127
+
+
 def test_countdown_cancel_all_is_a_dead_mans_switch():
     with serve(static_venue(step=True)) as server:
         http = SignedHttp(server.base_url)

@@ -44,6 +44,8 @@ DEFINITE_FAILURE_503 = ("Service Unavailable", "Internal error; unable to proces
 DEFINITE_FAILURE_CODES = {-1008}  # throttled by system protection: not executed
 ORDER_PATHS = {"/fapi/v1/order", "/fapi/v1/batchOrders"}
 CLIENT_ORDER_ID_PREFIX = "mm"
+USER_TRADES_WINDOW_MS = 7 * 86_400_000  # userTrades' longest startTime..endTime span
+USER_TRADES_SLACK_MS = 60_000  # past the venue's "now": a trade while we ask is not missed
 
 
 def new_client_order_id(prefix: str = CLIENT_ORDER_ID_PREFIX) -> str:
@@ -353,24 +355,35 @@ class RestClient:
                                   idempotent=True)
 
     async def user_trades(self, symbol: str, start_time: int | None = None,
-                          limit: int = 1000) -> list[dict[str, Any]]:
+                          limit: int = 1000, end_time: int | None = None) -> list[dict[str, Any]]:
         return await self.request("GET", "/fapi/v1/userTrades",
-                                  {"symbol": symbol, "startTime": start_time, "limit": limit},
+                                  {"symbol": symbol, "startTime": start_time,
+                                   "endTime": end_time, "limit": limit},
                                   signed=True, weight=5)
 
-    async def user_trades_since(self, symbol: str, start_time: int,
-                                max_pages: int = 50) -> list[dict[str, Any]]:
-        """Every trade of ours since `start_time`, a page of 1000 at a time: each next page
-        starts at the last one's time (trades sharing that millisecond come again and are
-        dropped by id)."""
+    async def user_trades_since(self, symbol: str, start_time: int) -> list[dict[str, Any]]:
+        """Every trade of ours from `start_time` until now, however many, oldest first.
+
+        The venue answers at most 1000 trades and 7 days a call, and does not say which
+        end of a fuller window it returns; so the span is cut into 7-day windows, and a
+        window that fills a page is halved until none does. "Now" is the venue's own clock."""
+        end = await self.server_time() + USER_TRADES_SLACK_MS
         trades: dict[int, dict[str, Any]] = {}
-        for _ in range(max_pages):
-            page = await self.user_trades(symbol, start_time, 1000)
-            trades.update((int(t["id"]), t) for t in page)
-            if len(page) < 1000 or int(page[-1]["time"]) == start_time:
-                break
-            start_time = int(page[-1]["time"])
+        while start_time <= end:
+            window_end = min(start_time + USER_TRADES_WINDOW_MS - 1, end)
+            for trade in await self._user_trades_within(symbol, start_time, window_end):
+                trades[int(trade["id"])] = trade
+            start_time = window_end + 1
         return sorted(trades.values(), key=lambda t: (int(t["time"]), int(t["id"])))
+
+    async def _user_trades_within(self, symbol: str, start: int,
+                                  end: int) -> list[dict[str, Any]]:
+        page = await self.user_trades(symbol, start, 1000, end_time=end)
+        if len(page) < 1000 or start >= end:
+            return page
+        middle = (start + end) // 2
+        return [*await self._user_trades_within(symbol, start, middle),
+                *await self._user_trades_within(symbol, middle + 1, end)]
 
     async def income(self, **params: Any) -> list[dict[str, Any]]:
         return await self.request("GET", "/fapi/v1/income", params, signed=True, weight=30)

@@ -45,6 +45,7 @@ TICK_MAX_EVENTS = 5000
 TICK_BUDGET_S = 0.02
 WEIGHT_LIMIT = 2400
 ORDERS_10S, ORDERS_1M = 300, 1200
+USER_TRADES_SPAN_MS = 7 * 86_400_000  # userTrades: startTime..endTime at most 7 days
 BAN_S = 120
 CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 DEPTH_WEIGHTS = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
@@ -843,6 +844,8 @@ class SimServer:
         symbol = call.symbol()
         start, end = call.integer("startTime"), call.integer("endTime")
         from_id, order_id = call.integer("fromId"), call.integer("orderId")
+        if start is not None and end is not None and end - start > USER_TRADES_SPAN_MS:
+            raise ApiError(-1127, "More than 168 hours between startTime and endTime.")
         limit = min(call.integer("limit", 500), 1000)
         spec = self.venue.specs[symbol]
         fills = [f for f in self.venue.engine.fills if f.symbol == symbol
