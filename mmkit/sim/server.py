@@ -45,7 +45,7 @@ TICK_MAX_EVENTS = 5000
 TICK_BUDGET_S = 0.02
 WEIGHT_LIMIT = 2400
 ORDERS_10S, ORDERS_1M = 300, 1200
-USER_TRADES_SPAN_MS = 7 * 86_400_000  # userTrades: startTime..endTime at most 7 days
+SPAN_7D_MS = 7 * 86_400_000  # userTrades, allOrders: startTime..endTime at most 7 days
 BAN_S = 120
 CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 DEPTH_WEIGHTS = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
@@ -827,10 +827,20 @@ class SimServer:
                 for o in self.venue.engine.open_orders(symbol)]
 
     def all_orders(self, call: Call) -> list:
+        """From `orderId` on (the first `limit`, ascending), else the newest `limit`; within
+        startTime..endTime (by creation time) when given."""
         symbol = call.symbol()
+        from_id = call.integer("orderId")
+        start, end = call.integer("startTime"), call.integer("endTime")
+        if start is not None and end is not None and end - start > SPAN_7D_MS:
+            raise ApiError(-1127, "More than 168 hours between startTime and endTime.")
         limit = min(call.integer("limit", 500), 1000)
-        orders = [o for o in self.venue.engine.orders.values() if o.symbol == symbol]
-        return [wire.order_json(o, self.venue.specs[symbol]) for o in orders[-limit:]]
+        orders = [o for o in self.venue.engine.orders.values() if o.symbol == symbol
+                  and (from_id is None or o.order_id >= from_id)
+                  and (start is None or o.time >= start) and (end is None or o.time <= end)]
+        orders.sort(key=lambda o: o.order_id)
+        orders = orders[:limit] if from_id is not None else orders[-limit:]
+        return [wire.order_json(o, self.venue.specs[symbol]) for o in orders]
 
     def countdown(self, call: Call) -> dict:
         symbol = call.symbol()
@@ -844,7 +854,7 @@ class SimServer:
         symbol = call.symbol()
         start, end = call.integer("startTime"), call.integer("endTime")
         from_id, order_id = call.integer("fromId"), call.integer("orderId")
-        if start is not None and end is not None and end - start > USER_TRADES_SPAN_MS:
+        if start is not None and end is not None and end - start > SPAN_7D_MS:
             raise ApiError(-1127, "More than 168 hours between startTime and endTime.")
         limit = min(call.integer("limit", 500), 1000)
         spec = self.venue.specs[symbol]
