@@ -35,7 +35,16 @@ import orjson
 
 from mmkit.feeds import entry_ticks, mark_from_line, mark_line
 from mmkit.model import BookTop, MarketTrade, OwnFill, Timed
-from mmkit.orders import Cancel, ClientIds, LocalReject, Modify, Place, in_send_order, manager_for
+from mmkit.orders import (
+    SELF_TRADE_PREVENTION,
+    Cancel,
+    ClientIds,
+    LocalReject,
+    Modify,
+    Place,
+    in_send_order,
+    manager_for,
+)
 from mmkit.risk import build_guards
 from mmkit.sim.engine import (
     AccountChange,
@@ -422,7 +431,8 @@ class Backtest:
                 ours = action.order
                 order, events = self.engine.place(ts, OrderRequest(
                     self.symbol, ours.side, "LIMIT", ours.qty, ours.price,
-                    ours.time_in_force, ours.reduce_only, cid))
+                    ours.time_in_force, ours.reduce_only, cid,
+                    stp_mode=SELF_TRADE_PREVENTION))
                 answer = {"orderId": order.order_id, "status": order.status,
                           "executedQty": self.spec.qty_str(order.executed_qty)}
             elif isinstance(action, Modify):
@@ -461,7 +471,7 @@ class Backtest:
         try:
             _, events = self.engine.place(self.now, OrderRequest(
                 self.symbol, level.side, "LIMIT", level.qty, level.price, "IOC", True,
-                self.manager.ids.next()))
+                self.manager.ids.next(), stp_mode=SELF_TRADE_PREVENTION))
         except Reject:
             return
         self._dispatch(events)

@@ -21,7 +21,15 @@ from typing import Any
 
 from mmkit.binance.rest import UNKNOWN_OUTCOME_CODES
 from mmkit.errors import NetworkError, OutcomeUnknown, VenueError
-from mmkit.orders import Cancel, LocalReject, Modify, Order, OrderManager, Place
+from mmkit.orders import (
+    SELF_TRADE_PREVENTION,
+    Cancel,
+    LocalReject,
+    Modify,
+    Order,
+    OrderManager,
+    Place,
+)
 
 log = logging.getLogger("mmkit.execution")
 
@@ -273,7 +281,8 @@ class Execution:
                   "timeInForce": order.time_in_force,
                   "quantity": self.spec.qty_str(order.qty),
                   "price": self.spec.price_str(order.price),
-                  "newClientOrderId": order.client_order_id}
+                  "newClientOrderId": order.client_order_id,
+                  "selfTradePreventionMode": SELF_TRADE_PREVENTION}
         if order.reduce_only:
             params["reduceOnly"] = "true"
         return params

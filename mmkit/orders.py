@@ -37,6 +37,10 @@ TERMINAL_STATUSES = {"FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJEC
 POST_ONLY_REJECT = -5022
 NO_NEED_TO_MODIFY = -5027  # the order already has that price and size
 UNKNOWN_ORDER = {-2011, -2013}  # cancel / query of an order the venue does not have
+# Said on every order: Binance's pages disagree on the default (NONE or EXPIRE_MAKER). When one
+# of our orders would take another of ours, the resting one is expired and the taker goes on
+# (an emergency reduce keeps reducing): we never trade with ourselves.
+SELF_TRADE_PREVENTION = "EXPIRE_MAKER"
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
