@@ -3,6 +3,12 @@ on a loopback port."""
 
 from __future__ import annotations
 
+import asyncio
+
+import orjson
+import websockets
+
+from mmkit.sim.venue import Faults
 from tests.simkit import SignedHttp, serve, static_venue
 
 
@@ -35,3 +41,54 @@ def test_all_orders_pages_from_an_order_id_or_answers_the_newest_within_a_time_w
         week = http.signed("GET", "/fapi/v1/allOrders", symbol="ETHUSDC", startTime=0,
                            endTime=7 * 86_400_000 + 1)
         assert week.json()["code"] == -1127
+
+
+async def _next_event(ws, timeout: float) -> dict | None:
+    try:
+        return orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
+    except TimeoutError:
+        return None
+
+
+def test_only_private_and_legacy_unrouted_connections_carry_user_data(server, http):
+    """/public and /market never deliver user data, not even for a listen key SUBSCRIBEd on
+    them; /private does, and so do the legacy unrouted /ws/<key> and /stream + SUBSCRIBE."""
+    async def scenario():
+        key = http.post("/fapi/v1/listenKey").json()["listenKey"]
+        ws = server.ws_url
+        urls = {"public-ws": f"{ws}/public/ws/{key}", "market-ws": f"{ws}/market/ws/{key}",
+                "public-sub": f"{ws}/public/stream", "market-sub": f"{ws}/market/ws",
+                "private": f"{ws}/private/ws/{key}", "legacy-ws": f"{ws}/ws/{key}",
+                "legacy-sub": f"{ws}/stream"}
+        sockets = {name: await websockets.connect(url) for name, url in urls.items()}
+        try:
+            for name in ("public-sub", "market-sub", "legacy-sub"):
+                await sockets[name].send(orjson.dumps(
+                    {"method": "SUBSCRIBE", "params": [key], "id": 1}).decode())
+                assert await _next_event(sockets[name], 2) == {"result": None, "id": 1}
+            await asyncio.to_thread(order, http)
+            return {name: await _next_event(sock, 1) for name, sock in sockets.items()}
+        finally:
+            for sock in sockets.values():
+                await sock.close()
+
+    got = asyncio.run(scenario())
+    assert {n for n, e in got.items() if e is not None} == {"private", "legacy-ws",
+                                                            "legacy-sub"}
+    assert got["private"]["e"] == "ORDER_TRADE_UPDATE"
+    assert got["legacy-sub"]["data"]["e"] == "ORDER_TRADE_UPDATE"
+
+
+def test_listen_key_expired_is_wrapped_on_a_combined_private_stream():
+    with serve(static_venue(faults=Faults(listen_key_ttl_s=0.3))) as server:
+        http = SignedHttp(server.base_url)
+
+        async def scenario():
+            key = http.post("/fapi/v1/listenKey").json()["listenKey"]
+            url = f"{server.ws_url}/private/stream?listenKey={key}"
+            async with websockets.connect(url) as user:
+                return key, orjson.loads(await asyncio.wait_for(user.recv(), 3))
+
+        key, event = asyncio.run(scenario())
+        assert event["stream"] == key
+        assert event["data"]["e"] == "listenKeyExpired" and event["data"]["listenKey"] == key

@@ -33,7 +33,7 @@ from mmkit.binance.signing import verify_ed25519, verify_hmac
 from mmkit.sim import wire
 from mmkit.sim.engine import Order, OrderRequest, Reject
 from mmkit.sim.instruments import ASSETS, RATE_LIMITS, exchange_info_symbols, leverage_brackets
-from mmkit.sim.venue import Faults, Subscriber, Venue
+from mmkit.sim.venue import USER_DATA_ROUTES, Faults, Subscriber, Venue
 
 log = logging.getLogger("mmkit.sim.server")
 
@@ -957,7 +957,8 @@ class SimServer:
         events: dict[str, frozenset[str]] = {}
         streams: set[str] = set()
         combined = mode == "stream"
-        if route == "private" or (mode == "ws" and rest in venue.listen_keys):
+        if route == "private" or (route in USER_DATA_ROUTES and mode == "ws"
+                                  and rest in venue.listen_keys):
             asked = _user_streams(parse_qsl(ws.url.query)) or {rest: None}
             listen_keys = {k for k in asked if k in venue.listen_keys}
             events = {k: v for k, v in asked.items() if k in listen_keys and v is not None}
@@ -1042,7 +1043,8 @@ class SimServer:
             return
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
             names = [p for p in params or [] if isinstance(p, str)]
-            keys = {n for n in names if n in self.venue.listen_keys}
+            keys = {n for n in names if n in self.venue.listen_keys
+                    and sub.route in USER_DATA_ROUTES}
             if keys:  # user data by listen key over SUBSCRIBE (what Binance's SDK does)
                 names = [n for n in names if n not in keys]
                 for key in keys:  # by SUBSCRIBE a key carries every event

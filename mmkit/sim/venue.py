@@ -46,6 +46,9 @@ LISTEN_KEY_TTL_MS = 60 * 60 * 1000
 CONNECTION_TTL_MS = 24 * 3600 * 1000
 DEPTH_INTERVALS = {"": 250, "@100ms": 100, "@250ms": 250, "@500ms": 500, "@0ms": 0}
 PUBLIC_KINDS = ("depth", "bookTicker")
+# Connections that may carry user data: /private, and the legacy unrouted /ws/<listenKey> and
+# /stream (+ SUBSCRIBE of a key) that Binance's official SDK and its testnet still use.
+USER_DATA_ROUTES = ("private", "")
 
 
 class VenueClock:
@@ -560,12 +563,13 @@ class Venue:
                 lk.alive = False
                 if self.faults.listen_key_ttl_s:
                     self.metrics.faults.labels("listen_key_expired").inc()
-                payload = orjson.dumps({"e": "listenKeyExpired", "E": now,
-                                        "listenKey": lk.key})
+                payload = {"e": "listenKeyExpired", "E": now, "listenKey": lk.key}
+                raw = orjson.dumps(payload)
+                combined = orjson.dumps({"stream": lk.key, "data": payload})
                 for sub in self.subscribers:
                     if lk.key in sub.listen_keys:
                         self.published_user[lk.key] += 1
-                        sub.send(payload)
+                        sub.send(combined if sub.combined else raw)
 
     # -- connections -----------------------------------------------------------------------
 
