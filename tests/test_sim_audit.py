@@ -92,3 +92,23 @@ def test_listen_key_expired_is_wrapped_on_a_combined_private_stream():
         key, event = asyncio.run(scenario())
         assert event["stream"] == key
         assert event["data"]["e"] == "listenKeyExpired" and event["data"]["listenKey"] == key
+
+
+def test_decimal_parameters_are_plain_digits_as_on_binance(http):
+    legal = "'^([0-9]{1,20})(\\.[0-9]{1,20})?$'"
+    for quantity in ("1e-2", "2e3", ".01", "+2000", "abc", "-0.010", "0.010 "):
+        refused = order(http, quantity=quantity)
+        assert refused.status_code == 400, quantity
+        assert refused.json() == {"code": -1100, "msg": "Illegal characters found in parameter "
+                                  f"'quantity'; legal range is {legal}."}
+    assert order(http, price="3e3").json()["code"] == -1100
+    assert order(http, quantity="0.010", price="2990").json()["status"] == "NEW"
+    placed = order(http).json()
+    modify = http.signed("PUT", "/fapi/v1/order", symbol="ETHUSDC", orderId=placed["orderId"],
+                         side="BUY", quantity="0.02", price="2.991e3")
+    assert modify.json()["msg"].startswith("Illegal characters found in parameter 'price'")
+    batch = orjson.dumps([{"symbol": "ETHUSDC", "side": "BUY", "type": "LIMIT",
+                           "timeInForce": "GTX", "quantity": q, "price": "2990.00"}
+                          for q in (".01", "0.010")]).decode()
+    first, second = http.signed("POST", "/fapi/v1/batchOrders", batchOrders=batch).json()
+    assert first["code"] == -1100 and second["status"] == "NEW"

@@ -50,6 +50,9 @@ BAN_S = 120
 CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 DEPTH_WEIGHTS = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
 MAX_STREAMS = 1024
+DECIMAL_RANGE = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"  # Binance's DECIMAL parameters
+DECIMAL = re.compile(DECIMAL_RANGE)
+DECIMAL_PARAMS = ("quantity", "price", "stopPrice", "activationPrice", "callbackRate")
 
 
 class ApiError(Exception):
@@ -105,6 +108,15 @@ class Call:
         except ValueError:
             raise ApiError(-1100, f"Illegal characters found in parameter '{name}'; legal "
                                   "range is '^[0-9]{1,20}$'.") from None
+
+    def check_decimals(self) -> None:
+        """Binance refuses a decimal it would have to interpret: a sign, an exponent, a bare
+        dot (`+2000`, `1e-2`, `.01`)."""
+        for name in DECIMAL_PARAMS:
+            value = self.get(name)
+            if value is not None and not DECIMAL.fullmatch(value):
+                raise ApiError(-1100, f"Illegal characters found in parameter '{name}'; legal "
+                                      f"range is '{DECIMAL_RANGE}'.")
 
     def boolean(self, name: str, default: bool = False) -> bool:
         value = self.get(name)
@@ -629,6 +641,7 @@ class SimServer:
     def _request(self, call: Call, params: dict[str, str] | None = None) -> OrderRequest:
         p = params if params is not None else call.params
         sub = Call(self.venue, p, call.api_key)
+        sub.check_decimals()
         symbol = sub.symbol()
         spec = self.venue.specs[symbol]
         side = sub.need("side")
@@ -752,8 +765,9 @@ class SimServer:
 
     def modify_order(self, call: Call, params: dict[str, str] | None = None) -> dict:
         p = params if params is not None else call.params
-        order = self._find(call, p)
         sub = Call(self.venue, p, call.api_key)
+        sub.check_decimals()
+        order = self._find(call, p)
         spec = self.venue.specs[order.symbol]
         side, quantity, price = sub.need("side"), sub.need("quantity"), sub.get("price")
         if price is None:
