@@ -112,3 +112,17 @@ def test_decimal_parameters_are_plain_digits_as_on_binance(http):
                           for q in (".01", "0.010")]).decode()
     first, second = http.signed("POST", "/fapi/v1/batchOrders", batchOrders=batch).json()
     assert first["code"] == -1100 and second["status"] == "NEW"
+
+
+def test_leverage_bracket_of_one_symbol_is_an_object(http):
+    one = http.signed("GET", "/fapi/v1/leverageBracket", symbol="ETHUSDC").json()
+    assert one["symbol"] == "ETHUSDC" and one["brackets"][0]["bracket"] == 1
+    every = http.signed("GET", "/fapi/v1/leverageBracket").json()
+    assert [row["symbol"] for row in every] == ["ETHUSDC", "ETHUSDT", "BTCUSDT"]
+
+
+def test_price_match_is_never_sent_with_a_price(http):
+    both = order(http, timeInForce="GTC", priceMatch="QUEUE")
+    assert both.status_code == 400
+    assert both.json() == {"code": -1106, "msg": "Parameter 'price' sent when not required."}
+    assert http.signed("GET", "/fapi/v1/openOrders", symbol="ETHUSDC").json() == []

@@ -610,10 +610,9 @@ class SimServer:
         return wire.price_of(spec, max(price, Decimal(0)))
 
     def leverage_bracket(self, call: Call) -> list | dict:
-        symbol = call.symbol(required=False)
-        rows = [{"symbol": s, "notionalCoef": 1.0, "brackets": leverage_brackets(s)}
-                for s in ([symbol] if symbol else self.venue.specs)]
-        return rows
+        """With `symbol`, Binance answers the one object, not a one-element array."""
+        return self._for_symbols(call, lambda s: {"symbol": s, "notionalCoef": 1.0,
+                                                  "brackets": leverage_brackets(s)})
 
     def commission_rate(self, call: Call) -> dict:
         symbol = call.symbol()
@@ -665,6 +664,8 @@ class SimServer:
             raise ApiError(-4061, "Order's position side does not match user's setting.")
         quantity = sub.need("quantity")
         price = sub.get("price")
+        if price is not None and sub.get("priceMatch"):
+            raise ApiError(-1106, "Parameter 'price' sent when not required.")
         if order_type == "LIMIT" and price is None:
             if sub.get("priceMatch"):
                 raise ApiError(-5037, "Invalid price match type (the simulator does not "
