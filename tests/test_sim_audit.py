@@ -4,12 +4,16 @@ on a loopback port."""
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 import orjson
 import websockets
 
-from mmkit.sim.venue import Faults
-from tests.simkit import SignedHttp, serve, static_venue
+from mmkit.model import MarkPrice, Timed
+from mmkit.sim.engine import OrderRequest
+from mmkit.sim.instruments import default_specs
+from mmkit.sim.venue import Faults, Venue, VenueClock
+from tests.simkit import SignedHttp, serve, static_book, static_venue
 
 
 def order(http, **params):
@@ -126,3 +130,30 @@ def test_price_match_is_never_sent_with_a_price(http):
     assert both.status_code == 400
     assert both.json() == {"code": -1106, "msg": "Parameter 'price' sent when not required."}
     assert http.signed("GET", "/fapi/v1/openOrders", symbol="ETHUSDC").json() == []
+
+
+def test_a_replay_in_real_time_keeps_funding_on_the_funding_hours():
+    """The replay is moved to the wall clock by an arbitrary offset; nextFundingTime (and the
+    funding itself) stays on 00/08/16 UTC instead of moving with it."""
+    eight_hours = 8 * 3600 * 1000
+    recorded = 1723086780000  # 2024-08-08 03:13 UTC; its next funding is 08:00
+    specs = default_specs(["ETHUSDC"])
+    mark = MarkPrice("ETHUSDC", recorded + 10, Decimal("3000"), Decimal("3000"),
+                     Decimal("0.0001"), 1723104000000)
+    book = static_book("ETHUSDC", specs["ETHUSDC"], "3000.00").event
+    market = iter([Timed(recorded, book), Timed(recorded + 10, mark)])
+    wall = [1_800_000_123.456]  # seconds; a time far from the recording's
+    venue = Venue(specs, market, clock=VenueClock(wall=lambda: wall[0]))
+    venue.tick()
+    wall[0] += 0.02
+    venue.tick()
+    now = venue.now()
+    funding = venue.mark_payload("ETHUSDC", now)["T"]
+    assert funding % eight_hours == 0 and now < funding <= now + eight_hours
+    spec = specs["ETHUSDC"]
+    venue.engine.place(now, OrderRequest("ETHUSDC", "BUY", "LIMIT", spec.to_steps("0.010"),
+                                         spec.to_ticks("3000.01"), "IOC"))
+    wall[0] += (funding - now) / 1000 + 1
+    venue.tick()
+    paid = [i for i in venue.engine.incomes if i.income_type == "FUNDING_FEE"]
+    assert [i.ts for i in paid] == [funding]

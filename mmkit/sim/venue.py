@@ -331,7 +331,8 @@ class Venue:
         return self._pending
 
     def _apply_next(self) -> None:
-        event = _shift(self._pending.event, self._time_shift)
+        event = _shift(self._pending.event, self._time_shift,
+                       self.engine_config.funding_interval_ms)
         self._pending = None
         self.metrics.market_events.inc()
         self.dispatch(self.engine.apply(event))
@@ -600,15 +601,17 @@ class Venue:
             fresh.last_trade_id = book.last_trade_id
 
 
-def _shift(event, shift: int):
-    """A replayed event moved to venue time (the recording's times + a constant)."""
+def _shift(event, shift: int, funding_interval: int):
+    """A replayed event moved to venue time (the recording's times + a constant). Funding
+    stays on Binance's funding hours (00/08/16 UTC): the next one after the moved time."""
     if not shift:
         return event
     if isinstance(event, DepthDiff):
         return dataclasses.replace(event, ts=event.ts + shift, tx_ts=event.tx_ts + shift)
     if isinstance(event, MarkPrice):
-        return dataclasses.replace(event, ts=event.ts + shift,
-                                   next_funding_time=event.next_funding_time + shift)
+        ts = event.ts + shift
+        funding = ts - ts % funding_interval + funding_interval if event.next_funding_time else 0
+        return dataclasses.replace(event, ts=ts, next_funding_time=funding)
     if isinstance(event, DepthSnapshot):
         return dataclasses.replace(event, ts=event.ts + shift)
     return dataclasses.replace(event, ts=event.ts + shift)
