@@ -157,3 +157,24 @@ def test_a_replay_in_real_time_keeps_funding_on_the_funding_hours():
     venue.tick()
     paid = [i for i in venue.engine.incomes if i.income_type == "FUNDING_FEE"]
     assert [i.ts for i in paid] == [funding]
+
+
+def test_partial_depth_carries_the_update_id_chain_of_the_diff_stream(server, http):
+    partial, diff = "ethusdc@depth5@100ms", "ethusdc@depth@100ms"
+
+    async def scenario():
+        async with websockets.connect(
+                f"{server.ws_url}/public/stream?streams={partial}/{diff}") as ws:
+            seen: dict[str, list[dict]] = {partial: [], diff: []}
+            for count, price in enumerate(("2990.00", "2989.00"), 1):  # two 100 ms intervals
+                await asyncio.to_thread(order, http, price=price)
+                while min(len(seen[partial]), len(seen[diff])) < count:
+                    message = orjson.loads(await asyncio.wait_for(ws.recv(), 3))
+                    seen[message["stream"]].append(message["data"])
+            return seen
+
+    seen = asyncio.run(scenario())
+    chains = {name: [(e["U"], e["u"], e["pu"]) for e in seen[name][:2]] for name in seen}
+    assert chains[partial] == chains[diff]
+    (_, first_u, _), (second_U, second_u, second_pu) = chains[partial]
+    assert second_pu == first_u and second_U > first_u and second_u >= second_U

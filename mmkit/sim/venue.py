@@ -379,7 +379,7 @@ class Venue:
                 payload = wire.depth_update(merged, self.specs[symbol])
                 for n in names:
                     self._publish(n, payload)
-            self._publish_partial(symbol, interval, now)
+            self._publish_partial(merged, interval, now)
 
     def _depth_gap(self) -> bool:
         """The depth_gap fault: skip this diff update (a subscriber gets it, so the gap is
@@ -389,7 +389,10 @@ class Venue:
             return True
         return False
 
-    def _publish_partial(self, symbol: str, interval: int, now: int) -> None:
+    def _publish_partial(self, merged: BookDelta, interval: int, now: int) -> None:
+        """The top N levels, with the update ids of the diff stream of the same interval
+        (U/u of the merged updates, pu = u of that stream's previous message)."""
+        symbol = merged.symbol
         suffix = "" if interval == 250 else f"@{interval}ms"
         lower = symbol.lower()
         for n in (5, 10, 20):
@@ -400,9 +403,8 @@ class Venue:
             spec = self.specs[symbol]
             self._publish(name, {
                 "e": "depthUpdate", "E": now, "T": now, "s": symbol,
-                "U": snap.last_update_id, "u": snap.last_update_id,
-                "pu": snap.last_update_id, "b": wire.levels(spec, snap.bids),
-                "a": wire.levels(spec, snap.asks),
+                "U": merged.first_id, "u": merged.last_id, "pu": merged.prev_id,
+                "b": wire.levels(spec, snap.bids), "a": wire.levels(spec, snap.asks),
             })
 
     def _publish_book_ticker(self, symbol: str, ts: int) -> None:
