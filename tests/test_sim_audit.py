@@ -178,3 +178,30 @@ def test_partial_depth_carries_the_update_id_chain_of_the_diff_stream(server, ht
     assert chains[partial] == chains[diff]
     (_, first_u, _), (second_U, second_u, second_pu) = chains[partial]
     assert second_pu == first_u and second_U > first_u and second_u >= second_U
+
+
+def test_without_a_stp_mode_a_self_cross_trades_with_fees_on_both_sides():
+    """Binance's default selfTradePreventionMode is NONE (recorded mainnet orders sent without
+    it say so): our taker that reaches our resting order trades with it at its price."""
+    money = {"USDC": Decimal(100_000), "USDT": Decimal(100_000)}
+    with serve(static_venue(balances=money)) as server:
+        http = SignedHttp(server.base_url)
+        maker = order(http, side="SELL", price="3000.01").json()
+        assert maker["selfTradePreventionMode"] == "NONE"
+        taker = order(http, timeInForce="IOC", price="3000.01", quantity="1.010",
+                      newOrderRespType="RESULT").json()
+        assert (taker["status"], taker["executedQty"]) == ("FILLED", "1.010")
+        maker = http.signed("GET", "/fapi/v1/order", symbol="ETHUSDC",
+                            orderId=maker["orderId"]).json()
+        assert (maker["status"], maker["executedQty"]) == ("FILLED", "0.010")
+        trades = http.signed("GET", "/fapi/v1/userTrades", symbol="ETHUSDC").json()
+        ours = {(t["orderId"], t["maker"], t["qty"], t["commission"]) for t in trades
+                if t["qty"] == "0.010"}
+        assert ours == {(maker["orderId"], True, "0.010", "0.00600002"),
+                        (taker["orderId"], False, "0.010", "0.01500005")}
+        position = http.signed("GET", "/fapi/v3/positionRisk", symbol="ETHUSDC").json()[0]
+        assert position["positionAmt"] == "1.000"  # the market's 1.000; ours nets out
+        fees = sum(Decimal(t["commission"]) for t in trades)
+        wallet = http.signed("GET", "/fapi/v2/balance").json()
+        usdc = next(row for row in wallet if row["asset"] == "USDC")
+        assert Decimal(usdc["balance"]) == 100_000 - fees

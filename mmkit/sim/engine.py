@@ -46,7 +46,7 @@ class EngineConfig:
     queue_model: str = "risk_averse"  # see mmkit.sim.queue: "risk_averse" | "prob_power"
     funding_interval_ms: int = 8 * 3600 * 1000
     seed: int = 0  # for probabilistic queue models
-    default_stp_mode: str = "EXPIRE_MAKER"
+    default_stp_mode: str = "NONE"  # as recorded mainnet orders show with the field unset
 
 
 @dataclass
