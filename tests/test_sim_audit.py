@@ -195,6 +195,7 @@ def test_without_a_stp_mode_a_self_cross_trades_with_fees_on_both_sides():
                             orderId=maker["orderId"]).json()
         assert (maker["status"], maker["executedQty"]) == ("FILLED", "0.010")
         trades = http.signed("GET", "/fapi/v1/userTrades", symbol="ETHUSDC").json()
+        assert {t["marginAsset"] for t in trades} == {"USDC"}
         ours = {(t["orderId"], t["maker"], t["qty"], t["commission"]) for t in trades
                 if t["qty"] == "0.010"}
         assert ours == {(maker["orderId"], True, "0.010", "0.00600002"),
@@ -205,3 +206,55 @@ def test_without_a_stp_mode_a_self_cross_trades_with_fees_on_both_sides():
         wallet = http.signed("GET", "/fapi/v2/balance").json()
         usdc = next(row for row in wallet if row["asset"] == "USDC")
         assert Decimal(usdc["balance"]) == 100_000 - fees
+
+
+def test_the_endpoints_a_bot_calls_at_start_answer(http):
+    config = http.signed("GET", "/fapi/v1/accountConfig").json()
+    assert (config["dualSidePosition"], config["multiAssetsMargin"]) == (False, False)
+    symbols = http.signed("GET", "/fapi/v1/symbolConfig", symbol="ETHUSDC").json()
+    assert symbols == [{"symbol": "ETHUSDC", "marginType": "CROSSED", "isAutoAddMargin": False,
+                        "leverage": 20, "maxNotionalValue": symbols[0]["maxNotionalValue"]}]
+    crossed = http.signed("POST", "/fapi/v1/marginType", symbol="ETHUSDC", marginType="CROSSED")
+    assert crossed.json() == {"code": -4046, "msg": "No need to change margin type."}
+    isolated = http.signed("POST", "/fapi/v1/marginType", symbol="ETHUSDC",
+                           marginType="ISOLATED")
+    assert isolated.status_code == 400 and "not supported" in isolated.json()["msg"]
+    assert http.signed("GET", "/fapi/v1/multiAssetsMargin").json() == {
+        "multiAssetsMargin": False}
+    single = http.signed("POST", "/fapi/v1/multiAssetsMargin", multiAssetsMargin="false")
+    assert single.json()["code"] == -4171
+    limits = http.signed("GET", "/fapi/v1/rateLimit/order").json()
+    assert {(r["interval"], r["limit"]) for r in limits} == {("MINUTE", 1200), ("SECOND", 300)}
+
+
+def test_ticker_24hr_summarises_the_trades_the_venue_keeps():
+    with serve() as server:
+        http = SignedHttp(server.base_url)
+        order(http, timeInForce="IOC", price="3000.01", quantity="0.010")
+        order(http, side="SELL", timeInForce="IOC", price="3000.00", quantity="0.030")
+        ticker = http.get("/fapi/v1/ticker/24hr", symbol="ETHUSDC").json()
+        assert (ticker["openPrice"], ticker["lastPrice"], ticker["highPrice"],
+                ticker["lowPrice"]) == ("3000.01", "3000.00", "3000.01", "3000.00")
+        assert (ticker["count"], ticker["volume"], ticker["priceChange"]) == (2, "0.040", "-0.01")
+        assert ticker["lastId"] > ticker["firstId"] and ticker["weightedAvgPrice"] != "0"
+        assert len(http.get("/fapi/v1/ticker/24hr").json()) == 3
+
+
+def test_funding_rate_history_lists_every_settlement_on_the_funding_hours():
+    eight_hours = 8 * 3600 * 1000
+    with serve(static_venue(step=True)) as server:
+        http = SignedHttp(server.base_url)
+        book = server.venue.engine.books["ETHUSDC"]
+        book.funding_rate, book.next_funding_time = Decimal("0.0001"), (
+            server.venue.now() // eight_hours + 1) * eight_hours
+        order(http, timeInForce="IOC", price="3000.01")  # a position: funding is paid
+        for _ in range(2):
+            http.post("/_sim/step", ms=eight_hours)
+        paid = http.signed("GET", "/fapi/v1/income", incomeType="FUNDING_FEE").json()
+        assert [p["info"] for p in paid] == ["FUNDING_FEE", "FUNDING_FEE"]
+        history = http.get("/fapi/v1/fundingRate", symbol="ETHUSDC").json()
+        assert [h["fundingTime"] % eight_hours for h in history] == [0, 0]
+        assert history[0]["fundingRate"] == "0.00010000" and history[0]["symbol"] == "ETHUSDC"
+        assert history[1]["fundingTime"] - history[0]["fundingTime"] == eight_hours
+        first = http.get("/fapi/v1/fundingRate", startTime=0, limit=1).json()
+        assert first == history[:1]

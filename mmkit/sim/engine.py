@@ -143,6 +143,16 @@ class Income:
     info: str = ""
 
 
+@dataclass
+class Funding:
+    """One funding settlement of a symbol (`GET /fapi/v1/fundingRate`), ours or not."""
+
+    symbol: str
+    ts: int
+    rate: Decimal
+    mark: Decimal
+
+
 # -- events ----------------------------------------------------------------------------------
 
 
@@ -274,6 +284,7 @@ class Engine:
         self.orders: dict[int, Order] = {}  # every order, open or closed, by orderId
         self.fills: list[Fill] = []
         self.incomes: list[Income] = []
+        self.fundings: list[Funding] = []
         self.now = 0
         self._next_order_id = 8_389_765_000_000_000
         self._next_tran_id = 1
@@ -432,6 +443,8 @@ class Engine:
             if book.gtd_deadline and ts >= book.gtd_deadline:
                 events += self._expire_gtd(book, ts)
             if book.next_funding_time and ts >= book.next_funding_time:
+                self.fundings.append(Funding(symbol, book.next_funding_time, book.funding_rate,
+                                             book.reference_price()))
                 events += self._funding(book, book.next_funding_time)
                 interval = self.config.funding_interval_ms
                 book.next_funding_time += interval * (
@@ -457,7 +470,8 @@ class Engine:
         notional = position.amount * book.spec.step_size * book.reference_price()
         payment = -(notional * book.funding_rate)
         balance = self._credit(book, payment, ts)
-        self._income(book.spec.symbol, "FUNDING_FEE", payment, balance.asset, ts)
+        self._income(book.spec.symbol, "FUNDING_FEE", payment, balance.asset, ts,
+                     info="FUNDING_FEE")
         return [AccountChange(ts, "FUNDING_FEE", [_copy(balance)], [], payment,  # cross: no P
                               book.spec.symbol)]
 
@@ -796,9 +810,9 @@ class Engine:
         return balance
 
     def _income(self, symbol: str, kind: str, amount: Decimal, asset: str, ts: int,
-                trade_id: int | None = None) -> None:
+                trade_id: int | None = None, info: str | None = None) -> None:
         self.incomes.append(Income(self._next_tran_id, symbol, kind, amount, asset, ts,
-                                   trade_id, str(trade_id or "")))
+                                   trade_id, str(trade_id or "") if info is None else info))
         self._next_tran_id += 1
 
     def _close(self, book: _Book, order: Order, status: str, ts: int, *, resting: bool = True,

@@ -341,6 +341,9 @@ class SimServer:
                                                  lambda p: 1 if p.get("symbol") else 2),
             ("GET", "/fapi/v1/premiumIndex"): E(self.premium_index,
                                                  lambda p: 1 if p.get("symbol") else 10),
+            ("GET", "/fapi/v1/ticker/24hr"): E(self.ticker_24hr,
+                                                lambda p: 1 if p.get("symbol") else 40),
+            ("GET", "/fapi/v1/fundingRate"): E(self.funding_rate),
             ("GET", "/fapi/v1/aggTrades"): E(self.agg_trades, 20),
             ("GET", "/fapi/v1/trades"): E(self.trades, 5),
             ("GET", "/fapi/v2/account"): E(lambda c: self.account(c, 2), 5, s),
@@ -355,6 +358,14 @@ class SimServer:
             ("GET", "/fapi/v1/positionSide/dual"): E(
                 lambda c: {"dualSidePosition": self.venue.dual_side}, 30, s),
             ("POST", "/fapi/v1/positionSide/dual"): E(self.set_dual, 1, s),
+            ("GET", "/fapi/v1/accountConfig"): E(self.account_config, 5, s),
+            ("GET", "/fapi/v1/symbolConfig"): E(self.symbol_config, 5, s),
+            ("POST", "/fapi/v1/marginType"): E(self.margin_type, 1, s),
+            ("GET", "/fapi/v1/multiAssetsMargin"): E(
+                lambda c: {"multiAssetsMargin": False}, 30, s),
+            ("POST", "/fapi/v1/multiAssetsMargin"): E(self.set_multi_assets, 1, s),
+            ("GET", "/fapi/v1/rateLimit/order"): E(
+                lambda c: [r for r in RATE_LIMITS if r["rateLimitType"] == "ORDERS"], 1, s),
             ("POST", "/fapi/v1/order"): E(self.new_order, 0, s, orders=1),
             ("POST", "/fapi/v1/order/test"): E(self.test_order, 0, s),
             ("GET", "/fapi/v1/order"): E(self.query_order, 1, s),
@@ -432,6 +443,49 @@ class SimServer:
                     "interestRate": "0.00010000", "nextFundingTime": payload["T"],
                     "time": payload["E"]}
         return self._for_symbols(call, one)
+
+    def ticker_24hr(self, call: Call) -> dict | list:
+        """From the trades the venue keeps (the last 1000 per symbol) of the last 24 hours."""
+        now = self.venue.now()
+
+        def one(symbol: str) -> dict:
+            spec = self.venue.specs[symbol]
+            day = [t for t in self.venue.recent_trades[symbol] if t.ts > now - 86_400_000]
+            last = day[-1].price if day else 0
+            first = day[0].price if day else 0
+            volume = sum(t.qty for t in day)
+            quote = sum((spec.notional(t.price, t.qty) for t in day), Decimal(0))
+            change = (last - first) * spec.tick_size
+            return {
+                "symbol": symbol, "priceChange": spec.price_str(last - first),
+                "priceChangePercent": f"{change * 100 / (first * spec.tick_size):.3f}"
+                if first else "0.000",
+                "weightedAvgPrice": wire.price_of(spec, quote / (volume * spec.step_size))
+                if volume else "0",
+                "lastPrice": spec.price_str(last),
+                "lastQty": spec.qty_str(day[-1].qty if day else 0),
+                "openPrice": spec.price_str(first),
+                "highPrice": spec.price_str(max((t.price for t in day), default=0)),
+                "lowPrice": spec.price_str(min((t.price for t in day), default=0)),
+                "volume": spec.qty_str(volume), "quoteVolume": wire.money(quote),
+                "openTime": day[0].ts if day else now - 86_400_000, "closeTime": now,
+                "firstId": day[0].trade_id if day else 0,
+                "lastId": day[-1].trade_id if day else 0, "count": len(day),
+            }
+        return self._for_symbols(call, one)
+
+    def funding_rate(self, call: Call) -> list:
+        """From startTime on (ascending), else the newest `limit`."""
+        symbol = call.symbol(required=False)
+        start, end = call.integer("startTime"), call.integer("endTime")
+        limit = min(call.integer("limit", 100), 1000)
+        rows = [f for f in self.venue.engine.fundings
+                if (symbol is None or f.symbol == symbol)
+                and (start is None or f.ts >= start) and (end is None or f.ts <= end)]
+        rows = rows[:limit] if start is not None else rows[-limit:]
+        return [{"symbol": f.symbol, "fundingRate": f"{f.rate:.8f}", "fundingTime": f.ts,
+                 "markPrice": wire.price_of(self.venue.specs[f.symbol], f.mark)}
+                for f in rows]
 
     def _recent(self, call: Call) -> list:
         symbol = call.symbol()
@@ -634,6 +688,36 @@ class SimServer:
         if call.boolean("dualSidePosition"):
             raise ApiError(-4059, "Hedge mode is not supported by the simulator.")
         raise ApiError(-4059, "No need to change position side.")
+
+    def account_config(self, call: Call) -> dict:
+        return {"feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": True,
+                "dualSidePosition": self.venue.dual_side, "updateTime": 0,
+                "multiAssetsMargin": False, "tradeGroupId": -1}
+
+    def symbol_config(self, call: Call) -> list:
+        symbol = call.symbol(required=False)
+        positions = self.venue.engine.positions
+        return [{"symbol": s, "marginType": "CROSSED", "isAutoAddMargin": False,
+                 "leverage": positions[s].leverage,
+                 "maxNotionalValue": _max_notional(s, positions[s].leverage)}
+                for s in ([symbol] if symbol else self.venue.specs)]
+
+    def margin_type(self, call: Call) -> dict:
+        """Cross margin only: CROSSED is no change (Binance's -4046); ISOLATED is refused."""
+        call.symbol()
+        kind = call.need("marginType")
+        if kind == "CROSSED":
+            raise ApiError(-4046, "No need to change margin type.")
+        if kind == "ISOLATED":
+            raise ApiError(-4046, "Isolated margin is not supported by the simulator.")
+        raise ApiError(-1130, "Data sent for parameter 'marginType' is not valid.")
+
+    def set_multi_assets(self, call: Call) -> dict:
+        """Single-asset mode only: asking for Multi-Assets mode is refused (documented)."""
+        call.need("multiAssetsMargin")
+        if call.boolean("multiAssetsMargin"):
+            raise ApiError(-4171, "Multi-Assets mode is not supported by the simulator.")
+        raise ApiError(-4171, "No need to change multi-assets mode.")
 
     # orders
 
@@ -883,8 +967,8 @@ class SimServer:
             "price": spec.price_str(f.price), "qty": spec.qty_str(f.qty),
             "realizedPnl": wire.money(f.realized_pnl), "quoteQty": wire.money(f.quote_qty),
             "commission": wire.money(f.commission), "commissionAsset": f.commission_asset,
-            "time": f.ts, "positionSide": f.position_side, "buyer": f.side == "BUY",
-            "maker": f.maker,
+            "marginAsset": spec.margin_asset, "time": f.ts,
+            "positionSide": f.position_side, "buyer": f.side == "BUY", "maker": f.maker,
         } for f in fills]
 
     def income(self, call: Call) -> list:

@@ -593,8 +593,9 @@ class Venue:
 
     def reset(self) -> None:
         """/_sim/reset: a fresh account; the market keeps going."""
-        books = self.engine.books
+        books, fundings = self.engine.books, self.engine.fundings
         self.engine = Engine(self.specs, self.engine_config)
+        self.engine.fundings = fundings
         for symbol, book in books.items():
             fresh = self.engine.books[symbol]
             fresh.market, fresh.last_id = book.market, book.last_id
