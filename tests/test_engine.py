@@ -139,11 +139,11 @@ def test_only_surplus_reduce_only_orders_expire_best_priced_first():
     assert _expired_reduce_only(events) == [worse.order_id]
 
 
-def test_self_trade_prevention_expires_our_maker_by_default():
+def test_expire_maker_expires_our_maker_and_the_taker_goes_on():
     e = engine()
     e.apply(DepthDiff(S, 2, 2, 101, 101, 100, [], [(ASK, 0)]))  # nobody ahead of our ask
     maker, _ = e.place(2, limit("SELL", ASK))
-    taker, events = e.place(3, limit("BUY", ASK + 1, tif="IOC"))
+    taker, events = e.place(3, limit("BUY", ASK + 1, tif="IOC", stp_mode="EXPIRE_MAKER"))
     assert maker.status == "EXPIRED_IN_MATCH" and maker.expire_reason == 1
     assert taker.executed_qty == 10 and e.fills[-1].order_id == taker.order_id
     assert e.fills[-1].price == ASK + 1  # the taker went on past our expired maker
