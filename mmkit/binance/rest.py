@@ -469,7 +469,10 @@ class _MaybeSent(Exception):
 
 
 def _reason(exc: Exception) -> str:
-    """httpx's own words, without any URL (a query could carry a signature)."""
+    """httpx's own words, without any URL (a query could carry a signature) and never for a
+    request it could not write (its words quote the header: the API key)."""
+    if isinstance(exc, httpx.LocalProtocolError):
+        return "the request could not be written (an illegal header value)"
     text = str(exc).split(" for url ")[0].strip()
     return text or type(exc).__name__
 

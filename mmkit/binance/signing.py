@@ -64,6 +64,9 @@ def load_ed25519_public_key(pem: bytes) -> Ed25519PublicKey:
     return key
 
 
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")  # what an HTTP header and Binance's keys allow
+
+
 @dataclass(frozen=True, repr=False)
 class Credentials:
     """An API key with either an HMAC secret or an Ed25519 private key. Its repr and str never
@@ -72,6 +75,14 @@ class Credentials:
     api_key: str
     api_secret: str | None = None
     private_key: Ed25519PrivateKey | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        for value, where in ((self.api_key, "gateway.apiKey"),
+                             (self.api_secret or "", "gateway.apiSecret")):
+            if value and not _PRINTABLE.fullmatch(value):
+                # never the value itself: it is a secret, or most of one
+                raise ConfigError("contains whitespace, a line break or a non-ASCII character "
+                                  "(an env file with CRLF line ends?)", where)
 
     def sign(self, payload: str) -> str:
         if self.private_key is not None:
