@@ -104,3 +104,14 @@ def test_scrubbing_a_secret_keeps_the_event_and_masks_its_fields():
     assert line["event"] == "rest_request"
     assert "ab" * 32 not in json.dumps(line)
     assert line["path"].endswith("signature=***") and line["status"] == "200"
+
+
+def test_listen_keys_in_websocket_paths_are_scrubbed():
+    from tests.simkit import static_venue
+
+    sim_key = static_venue().create_listen_key()
+    assert len(sim_key) == 64 and sim_key.isalnum()  # Binance's form
+    for key in (sim_key, "Ab-_" * 16):
+        line = formatted(record("websockets.client", logging.DEBUG, "> GET /private/ws/%s HTTP/1.1",
+                                (key,)))
+        assert key not in json.dumps(line)

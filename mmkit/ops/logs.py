@@ -225,7 +225,7 @@ class Scrub(logging.Filter):
 
 
 _SECRET_PARAM = re.compile(r"((?:signature|listenKey)=)[^&\s\"']+")
-_LISTEN_KEY_PATH = re.compile(r"(/ws/)[A-Za-z0-9]{32,}")
+_LISTEN_KEY_PATH = re.compile(r"(/ws/)[A-Za-z0-9_-]{32,}")  # Binance's: 64 alphanumerics
 QUIET = ("httpx", "httpcore", "websockets", "uvicorn", "uvicorn.access")
 
 

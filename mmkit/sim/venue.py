@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import random
 import secrets
+import string
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from mmkit.symbols import SymbolSpec
 log = logging.getLogger("mmkit.sim")
 
 # Public, fixed credentials of the local simulator (never valid anywhere else).
+LISTEN_KEY_ALPHABET = string.ascii_letters + string.digits
 SIM_API_KEY = "mmkitSimulatorApiKey0000000000000000000000000000000000000000000000"[:64]
 SIM_API_SECRET = "mmkitSimulatorSecret000000000000000000000000000000000000000000000"[:64]
 
@@ -530,7 +532,7 @@ class Venue:
             if lk.alive:
                 lk.expires = now + self._listen_key_ttl()
                 return lk.key
-        key = secrets.token_urlsafe(48)[:64]
+        key = "".join(secrets.choice(LISTEN_KEY_ALPHABET) for _ in range(64))  # Binance's form
         self.listen_keys[key] = ListenKey(key, now + self._listen_key_ttl())
         return key
 
