@@ -11,6 +11,7 @@ EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_REJECTED = 3
 EXIT_NETWORK = 4
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells count it (128 + SIGINT)
 
 
 class MmkitError(Exception):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import click
 
-from mmkit.errors import EXIT_RUNTIME, EXIT_USAGE, MmkitError
+from mmkit.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, MmkitError
 
 # name → (module, attribute, one-line summary shown by `mmkit --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -160,7 +160,9 @@ def main() -> None:
         sys.exit(cli.main(standalone_mode=False) or 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.Abort:
+    except click.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # click's word for Ctrl-C
+            sys.exit(EXIT_INTERRUPTED)
         click.echo("Aborted.", err=True)
         sys.exit(EXIT_RUNTIME)
     except click.ClickException as exc:
@@ -170,7 +172,7 @@ def main() -> None:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(0)
