@@ -59,7 +59,7 @@ def _no_fill_verdicts(rows: list[dict], verdicts: list[dict]) -> list[dict]:
         mine = [r for r in rows if r["symbol"] == name]
         net = sum(Decimal(r["net_pnl"]) for r in mine)
         out.append({"type": "verdict", "symbol": name, "ts": mine[-1]["ts"], "fills": 0,
-                    "net_pnl": format(net, "f"), "edge_5s_bps": None, "fee_bps": 0.0,
+                    "net_pnl": format(net, "f"), "edge_5s_bps": None, "fee_bps": None,
                     "edge_after_fees_bps": None, "max_drawdown": None,
                     "scalping": "no fills in this range: nothing to tell yet"})
     return out

@@ -312,3 +312,18 @@ def test_a_run_without_fills_still_gets_its_report(tmp_path):
     assert rows[0]["fills"] == 0 and rows[1]["fills"] == 0
     assert rows[1]["scalping"].startswith("no fills")
     assert all(check_line(r) == [] for r in rows)
+
+
+def test_a_run_without_fills_gets_a_verdict_with_no_cost(tmp_path):
+    root = tmp_path / "journal"
+    quiet = Journal(root, "run-q")
+    for ts in (T0, T0 + 1000):
+        quiet.write(mark(ts, "3000.50"))
+    quiet.close()
+    result = pnl_report("--journal", str(root), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (verdict,) = [orjson.loads(x) for x in result.stdout.splitlines()
+                  if orjson.loads(x)["type"] == "verdict"]
+    assert check_line(verdict) == []
+    assert verdict["fills"] == 0 and verdict["fee_bps"] is None  # no fills: no cost to state
+    assert verdict["scalping"].startswith("no fills")
