@@ -188,6 +188,7 @@ class SendSession:
         self.fresh_recv_ts: int | None = None  # the last fresh (not stale) book's
         # when the watchdog fired: the read time (monotonic) of the last fresh book then
         self.starved_after: float | None = None
+        self.skipped_lines = 0  # input lines reported and skipped (bad, out of order)
 
     async def start(self, expected_position: Decimal | None) -> None:
         from mmkit.execution import seed_today
@@ -242,7 +243,7 @@ class SendSession:
                 continue
             late = sequence.out_of_order(line)
             if late:
-                skip_line("send", number, late, strict=self.strict)
+                self._skip(number, late)
                 continue
             # Decisions run on the data's clock (the book's receive time): live, that is the
             # wall clock; on a replay, the recording's, so its age checks mean what they say.
@@ -255,8 +256,8 @@ class SendSession:
                     self._risk_lines(self.risk.on_book(self.book))
                     continue
                 quote = quote_from_line(self.spec, line, QuoteLevel)
-            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-                skip_line("send", number, describe(exc), strict=self.strict)
+            except (KeyError, TypeError, ValueError, ArithmeticError, InputError) as exc:
+                self._skip(number, describe(exc))
                 continue
             if self.starved_after is not None:
                 continue  # no fresh book since the watchdog fired: nothing new is placed
@@ -290,8 +291,12 @@ class SendSession:
             try:
                 self.risk.on_position(self.spec.to_steps(line["qty"]), int(line["ts"]))
             except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
-                skip_line("send", number, describe(exc), strict=self.strict)
+                self._skip(number, describe(exc))
         return True
+
+    def _skip(self, number: int, reason: str) -> None:
+        self.skipped_lines += 1
+        skip_line("send", number, reason, strict=self.strict)
 
     # -- the watchdog: a feed that stops ------------------------------------------------------
 
@@ -371,17 +376,78 @@ class SendSession:
             c = self.manager.counters
             print(f"mmkit send: {c.placed} placed, {c.modified} modified, {c.rejected} rejected "
                   f"({c.post_only_rejects} post-only), {c.local_rejects} refused locally, "
-                  f"{c.unknown} unknown, {c.fills} fills", file=sys.stderr)
+                  f"{c.unknown} unknown, {c.fills} fills; {self.skipped_lines} lines skipped",
+                  file=sys.stderr)
+
+
+SIDES = ("BUY", "SELL")
+TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX", "GTD")
 
 
 def quote_from_line(spec, line: dict, level_type) -> object:
+    """A `quote` line (docs/streams.md) in ticks and steps; an `InputError` naming the field
+    (`levels[1].side`) for anything send could not send as it is meant: a side other than
+    BUY/SELL, an unknown timeInForce, a reduceOnly that is not a JSON boolean, a price or
+    quantity that is not a positive decimal on the tick or step."""
     from mmkit.model import Quote
 
-    levels = [level_type(lv["side"], spec.to_ticks(lv["price"]), spec.to_steps(lv["qty"]),
-                         lv["tag"], lv.get("timeInForce", "GTX"), bool(lv.get("reduceOnly")))
-              for lv in line["levels"]]
-    return Quote(line["symbol"], int(line["ts"]), levels, line.get("reasons") or {},
-                 line.get("paused"))
+    ts = line["ts"]
+    if not isinstance(ts, int) or isinstance(ts, bool):
+        raise InputError(f"expected an integer (ms), got {_shown(ts)}", field="ts")
+    levels = line["levels"]
+    if not isinstance(levels, list):
+        raise InputError(f"expected a list of levels, got {_shown(levels)}", field="levels")
+    reasons, paused = line.get("reasons") or {}, line.get("paused")
+    if not isinstance(reasons, dict):
+        raise InputError(f"expected an object, got {_shown(reasons)}", field="reasons")
+    if paused is not None and not isinstance(paused, str):
+        raise InputError(f"expected a string or null, got {_shown(paused)}", field="paused")
+    return Quote(line["symbol"], ts, [_level(spec, lv, f"levels[{i}]", level_type)
+                                      for i, lv in enumerate(levels)], reasons, paused)
+
+
+def _level(spec, lv, where: str, level_type):
+    if not isinstance(lv, dict):
+        raise InputError(f"expected an object, got {_shown(lv)}", field=where)
+
+    def field(key: str, default=...):
+        if key not in lv and default is ...:
+            raise InputError("missing", field=f"{where}.{key}")
+        return lv.get(key, default)
+
+    def units(key: str, convert) -> int:
+        value = field(key)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise InputError(f"expected a decimal string, got {_shown(value)}",
+                             field=f"{where}.{key}")
+        try:
+            n = convert(value)
+        except (ValueError, ArithmeticError) as exc:
+            raise InputError(str(exc), field=f"{where}.{key}") from None
+        if n <= 0:
+            raise InputError(f"must be positive, got {_shown(value)}", field=f"{where}.{key}")
+        return n
+
+    tag, side = field("tag"), field("side")
+    if not isinstance(tag, str) or not tag:
+        raise InputError(f"expected a non-empty string, got {_shown(tag)}", field=f"{where}.tag")
+    if side not in SIDES:
+        raise InputError(f"expected BUY or SELL, got {_shown(side)}", field=f"{where}.side")
+    tif, reduce_only = field("timeInForce", "GTX"), field("reduceOnly", False)
+    if tif not in TIME_IN_FORCE:
+        raise InputError(f"expected one of {', '.join(TIME_IN_FORCE)}, got {_shown(tif)}",
+                         field=f"{where}.timeInForce")
+    if not isinstance(reduce_only, bool):
+        raise InputError(f"expected true or false (a JSON boolean), got {_shown(reduce_only)}",
+                         field=f"{where}.reduceOnly")
+    return level_type(side, units("price", spec.to_ticks), units("qty", spec.to_steps), tag,
+                      tif, reduce_only)
+
+
+def _shown(value) -> str:
+    """A value as a message shows it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 TICK = object()  # what `StdinReader.items` yields when nothing came for a tick
