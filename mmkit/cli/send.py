@@ -91,9 +91,13 @@ def send(ctx: click.Context, symbol: str | None, dry_run: bool, live: bool,
 
     At start, orders with our prefix from an earlier run are cancelled; at the end of input
     or on SIGTERM, ours are cancelled. An order whose outcome is unknown is queried by its
-    client order id, never resent. Decisions run on the books' clock; when books stop coming
-    (none for risk.maxBookAgeMs by the wall clock), everything is cancelled and nothing is
-    placed until a fresh one arrives (not in a dry run over a replay: its clock rules).
+    client order id, never resent. Only the newest quote is acted on: one with a newer quote
+    already queued behind it is skipped (counted on the exit line), while every book,
+    position and fill line is applied in order. On a live feed decisions run on the wall
+    clock, so a book read late is as old as it is for the risk guards; when books stop
+    coming (none for risk.maxBookAgeMs by the wall clock), everything is cancelled and
+    nothing is placed until a fresh one arrives. A dry run over a recording keeps the
+    recording's clock and acts on every quote.
 
     \b
     Examples:
@@ -189,6 +193,7 @@ class SendSession:
         # when the watchdog fired: the read time (monotonic) of the last fresh book then
         self.starved_after: float | None = None
         self.skipped_lines = 0  # input lines reported and skipped (bad, out of order)
+        self.skipped_quotes = 0  # quotes not acted on: a newer one was already queued
 
     async def start(self, expected_position: Decimal | None) -> None:
         from mmkit.execution import seed_today
@@ -234,7 +239,7 @@ class SendSession:
             await self._watch(reader)
             if item is TICK:
                 continue
-            number, raw, line, read_at = item
+            number, raw, line, read_at, quote_no = item
             kind, symbol = line.get("type"), line.get("symbol")
             if symbol != self.symbol or kind not in ("book", "quote"):
                 if symbol != self.symbol or kind not in ("fill", "position") or \
@@ -245,10 +250,6 @@ class SendSession:
             if late:
                 self._skip(number, late)
                 continue
-            # Decisions run on the data's clock (the book's receive time): live, that is the
-            # wall clock; on a replay, the recording's, so its age checks mean what they say.
-            # A feed that stops is caught by the wall-clock watchdog (`_watch`).
-            now = self.book.recv_ts if self.book is not None else self.execution.now()
             try:
                 if kind == "book":
                     self.book = book_top_from_line(self.spec, line)
@@ -259,8 +260,12 @@ class SendSession:
             except (KeyError, TypeError, ValueError, ArithmeticError, InputError) as exc:
                 self._skip(number, describe(exc))
                 continue
+            if reader.quotes_read > quote_no and not self.replay:
+                self.skipped_quotes += 1  # a newer quote is queued: act on that one only
+                continue
             if self.starved_after is not None:
                 continue  # no fresh book since the watchdog fired: nothing new is placed
+            now = self.now()
             quote, events = self.risk.apply(quote, now)
             self._risk_lines(events)
             if self.risk.mode == "halted" and self.book is not None:
@@ -277,6 +282,27 @@ class SendSession:
             if sent:
                 self.risk.on_order_sent(now, sent)
             await self.execution.settle_unknown()
+
+    # -- the clock -----------------------------------------------------------------------------
+
+    def now(self) -> int:
+        """The time a decision is made at. On a live feed, the wall clock (the one the books'
+        receive times are stamped on, and the order manager's): a book read late, behind a
+        slow venue call, is as old as it is, so the data-latency guard sees it, and the
+        order-rate guard stamps the orders sent with the time they were decided. On a recording (its first book
+        received long ago) the data's clock: the last book's receive time, so a replay's age
+        checks mean what they say; a stopped replay is then caught by `_watch`."""
+        if self.feed_live or self.book is None:
+            return self.execution.now()
+        return self.book.recv_ts
+
+    @property
+    def replay(self) -> bool:
+        """A dry run over a recording: no order can rest, and the recording's clock rules.
+        It acts on every quote (its output does not depend on how fast it runs) and has no
+        watchdog. Otherwise (on a venue, or a dry run on a live feed) a quote with a newer one
+        already queued behind it is skipped: only the newest is acted on."""
+        return self.dry_run and not self.feed_live
 
     def _upstream_account(self, kind: str, number: int, line: dict) -> bool:
         """A fill or position line of our symbol from upstream (`depth --user`, for
@@ -302,10 +328,11 @@ class SendSession:
 
     def _on_book(self, book, read_at: float) -> None:
         """A book of our symbol: whether the feed is live (decided on the first book: its
-        receive time is the wall clock's, within the max book age), and the end of a
+        receive time is the wall clock's, within LIVE_FEED_MS), and the end of a
         watchdog's cancel once a fresh book read after it comes."""
         if self.feed_live is None:
-            self.feed_live = abs(wall_ms() - book.recv_ts) <= self.max_book_age_ms
+            self.feed_live = abs(wall_ms() - book.recv_ts) <= max(self.max_book_age_ms,
+                                                                  LIVE_FEED_MS)
         if book.stale:
             return
         self.fresh_recv_ts = book.recv_ts
@@ -322,8 +349,8 @@ class SendSession:
         until a fresh book arrives; while starved, a late acknowledgement is cancelled too."""
         if reader.last_book is None or self.fresh_recv_ts is None:
             return
-        if self.dry_run and not self.feed_live:
-            return  # a replay: its own clock says how old a book is
+        if self.replay:
+            return  # its own clock says how old a book is
         last_book = reader.last_book
         silent_ms = int((time.monotonic() - last_book) * 1000)
         if self.starved_after is None:
@@ -332,7 +359,8 @@ class SendSession:
             from mmkit.model import Quote
 
             self.starved_after = last_book
-            now = self.fresh_recv_ts + silent_ms
+            # live: the wall clock; a recording on a venue: its clock moved on by the silence
+            now = self.now() if self.feed_live else self.fresh_recv_ts + silent_ms
             _, events = self.risk.apply(Quote(self.symbol, now, [], {}, None), now)
             self._risk_lines(events)
         await self.execution.cancel_all("data latency")
@@ -376,7 +404,8 @@ class SendSession:
             c = self.manager.counters
             print(f"mmkit send: {c.placed} placed, {c.modified} modified, {c.rejected} rejected "
                   f"({c.post_only_rejects} post-only), {c.local_rejects} refused locally, "
-                  f"{c.unknown} unknown, {c.fills} fills; {self.skipped_lines} lines skipped",
+                  f"{c.unknown} unknown, {c.fills} fills; {self.skipped_lines} lines skipped, "
+                  f"{self.skipped_quotes} superseded quotes skipped (skippedQuotes)",
                   file=sys.stderr)
 
 
@@ -450,22 +479,27 @@ def _shown(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+LIVE_FEED_MS = 600_000  # a first book received within this of the wall clock: a live feed
+# (a start-up backlog is seconds old, a recording hours or years)
+
 TICK = object()  # what `StdinReader.items` yields when nothing came for a tick
 
 
 class StdinReader:
     """stdin's lines without blocking the loop: a reader thread hands them over in batches
     (works for pipes, files and terminals alike; one loop wake-up per batch, not per line),
-    each as (number, raw, line, monotonic time read). With `tick_s`, `TICK` comes after that
-    long without a line. `last_book` is when the thread last read a fresh (not stale) book of
-    `symbol`: the feed measured at the door, so lines queued behind a slow decision are not
-    taken for silence."""
+    each as (number, raw, line, monotonic time read, `quotes_read` then). With `tick_s`, `TICK`
+    comes after that long without a line. `last_book` is when the thread last read a fresh
+    (not stale) book of `symbol`: the feed measured at the door, so lines queued behind a slow
+    decision are not taken for silence. `quotes_read` counts the quote lines of `symbol` read so
+    far: a quote whose count is below it has a newer one queued behind it."""
 
     def __init__(self, strict: bool, symbol: str, tick_s: float | None = None):
         self.strict = strict
         self.symbol = symbol
         self.tick_s = tick_s
         self.last_book: float | None = None
+        self.quotes_read = 0  # quote lines of `symbol` the thread has read (queued or taken)
 
     async def items(self):
         loop = asyncio.get_running_loop()
@@ -481,10 +515,12 @@ class StdinReader:
             try:
                 for number, raw, line in read_lines(sys.stdin.buffer, strict=self.strict):
                     read_at = time.monotonic()
-                    if line.get("type") == "book" and line.get("symbol") == self.symbol \
-                            and not line.get("stale"):
-                        self.last_book = read_at
-                    batch.append((number, raw, line, read_at))
+                    if line.get("symbol") == self.symbol:
+                        if line.get("type") == "book" and not line.get("stale"):
+                            self.last_book = read_at
+                        elif line.get("type") == "quote":
+                            self.quotes_read += 1
+                    batch.append((number, raw, line, read_at, self.quotes_read))
                     if len(batch) >= 256 or not _more_waiting():
                         hand_over(batch)
                         batch = []
