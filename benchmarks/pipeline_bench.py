@@ -30,13 +30,14 @@ Timed, wall clock from the first process start to the last exit:
   cancel-all at the end). Every stage's time includes its start.
 book lines/s = book lines written by depth / wall time, for every row (the rate at which the
 recording's book updates get through that stage or the whole pipe).
-Two risk settings, because `send`'s clock is the venue's (the wall clock), not the recording's:
-- defaults: the data_latency guard (risk.maxBookAgeMs 3000) sees every 2024 book as ~2 years
-  old, so send turns every quote into a "cancel all, no new orders" risk line and never
-  places; this measures the stages' reading, parsing and risk path only.
+Two risk settings. `send` recognises a replayed recording (its first book is far from the
+wall clock) and keeps the recording's clock, so the guards judge the books by their own times:
+- defaults: the strategy's and risk guards' defaults, as a user runs the pipe on a recording;
 - guards lifted (env MMKIT_SYMBOLS_ETHUSDT_RISK_MAXBOOKAGEMS=10^15 and
-  ..._RISK_MAXORDERSPERWINDOW=10^9, given to all three stages): send places, modifies and
-  cancels (dry run: every action is taken as accepted at once), as it would live.
+  ..._RISK_MAXORDERSPERWINDOW=10^9, given to all three stages): no data-latency or order-rate
+  guard can hold an order back, the most work send can be given.
+In both, send places, modifies and cancels (dry run: every action is taken as accepted at
+once), as it would live; on a recording it acts on every quote (no superseded-quote skipping).
 With 2 CPUs or fewer the three stages compete for them; the CPU count is printed.
 
 2. Decision time per book update, in process
