@@ -106,6 +106,22 @@ def recording_messages(paths: Paths) -> Iterator[RawMessage]:
                 raise InputError("expected `stream`+`data` or `snapshot`", where)
 
 
+def check_writable(path: PathLike) -> None:
+    """Raise InputError (exit 2) naming `path` and the reason when a recording cannot be
+    written there: checked before connecting, so a typo does not cost a session."""
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        reason = "is a directory"
+    elif not parent.is_dir():
+        reason = "no such directory" if not parent.exists() else f"{parent} is not a directory"
+    elif not os.access(target if target.exists() else parent, os.W_OK):
+        reason = "permission denied"
+    else:
+        return
+    raise InputError(f"cannot write the recording: {reason}", str(path))
+
+
 class Recorder:
     """Writes a recording: one JSON object per line, gzip when the name ends in `.gz`.
 
@@ -117,7 +133,11 @@ class Recorder:
         self.flush_s = flush_s
         self.messages = 0
         self._last_flush = time.monotonic()
-        raw = open(self.path, "wb")  # noqa: SIM115 (closed in close())
+        try:
+            raw = open(self.path, "wb")  # noqa: SIM115 (closed in close())
+        except OSError as exc:
+            raise InputError(f"cannot write the recording: {exc.strerror or exc}",
+                             str(self.path)) from None
         self._gz = gzip.GzipFile(fileobj=raw, mode="wb") if self.path.name.endswith(".gz") else None
         self._raw = raw
         self._out: IO[bytes] = self._gz or raw

@@ -25,7 +25,8 @@ def exchange() -> None:
 @exchange.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind (loopback unless you mean it).")
-@click.option("--port", default=8765, show_default=True, type=int, help="0 picks a free port.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="0 picks a free port.")
 @click.option("--market", "markets", multiple=True, metavar="synthetic|replay|FILE",
               help="Market feed: 'synthetic' (default), 'replay' followed by recordings "
                    "(hftbacktest .gz or mmkit .jsonl[.gz]), or a recording itself; repeat for "
@@ -40,7 +41,7 @@ def exchange() -> None:
                                            "--lockstep` does).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Makes a run reproducible.")
 @click.option("--balance", default="100", show_default=True,
-              help="Starting wallet balance of each margin asset (USDC, USDT).")
+              help="Starting wallet balance of each margin asset (USDC, USDT); > 0.")
 @click.option("--fees", default="maker=0.0002,taker=0.0005", show_default=True,
               help="Commission rates.")
 @click.option("--queue-model", default="risk_averse", show_default=True,
@@ -93,6 +94,8 @@ def serve(host, port, markets, files, symbols, speed, step, seed, balance, fees,
         raise ConfigError(" ".join(str(exc).split())) from None
     maker, taker = parse_fees(fees)
     amount = _decimal(balance, "--balance")
+    if not amount > 0:
+        raise ConfigError(f"must be > 0, got {balance}", "--balance")
     sources = market_sources(markets, files)
     config = EngineConfig(maker_fee=maker, taker_fee=taker, queue_model=queue_model, seed=seed,
                           balances={"USDC": amount, "USDT": amount})
@@ -164,9 +167,12 @@ def parse_fees(text: str) -> tuple[Decimal, Decimal]:
 
 def _decimal(value: str, where: str) -> Decimal:
     try:
-        return Decimal(value.strip())
+        number = Decimal(value.strip())
     except InvalidOperation:
-        raise ConfigError(f"must be a number, got {value!r}", where) from None
+        number = None
+    if number is None or not number.is_finite():
+        raise ConfigError(f"must be a number, got {value!r}", where)
+    return number
 
 
 def build_market(sources: list[str], specs, seed: int, start_ms: int):

@@ -96,6 +96,10 @@ def depth(ctx: click.Context, symbol: str | None, levels: int, every: str | None
         return
     if not symbol:
         raise click.UsageError("give a SYMBOL (or --replay FILE)")
+    if record:
+        from mmkit.recording import check_writable
+
+        check_writable(record)
     run(_live_depth(load(ctx), symbol.upper(), levels, every_ms, stale_ms,
                     UPDATE_SPEEDS[update_speed], record, user))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import sys
 import time
@@ -14,17 +15,50 @@ import click
 
 from mmkit.cli.common import load, run
 from mmkit.cli.market_data import parse_interval_ms
+from mmkit.errors import ConfigError
 from mmkit.stream import LineWriter
 from mmkit.tasks import cancel_and_wait
+
+
+def _speed_option(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"must be a finite number > 0, got {value}")
+    return value
+
+
+def _duration_option(ctx: click.Context, param: click.Parameter,
+                     value: str | None) -> float | None:
+    """DURATION in seconds; a duration must be > 0 (none at all: until stopped)."""
+    if value is None:
+        return None
+    ms = parse_interval_ms(value)
+    if ms <= 0:
+        raise click.BadParameter(f"must be > 0, got {value!r} (leave it out to run until "
+                                 "stopped)")
+    return ms / 1000
+
+
+def metrics_listen_option(ctx: click.Context, param: click.Parameter,
+                          value: str | None) -> str | None:
+    """`off`, or HOST:PORT with a port from 0 to 65535."""
+    if value is None or value == "off":
+        return value
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise click.BadParameter(f"expected HOST:PORT (a port from 0 to 65535) or off, "
+                                 f"got {value!r}")
+    return value
 
 
 @click.command("run")
 @click.option("--symbol", metavar="SYMBOL", help="Symbol to trade (default: the first "
               "configured symbol, ETHUSDC).")
-@click.option("--duration", metavar="DURATION", help="Stop after this much venue time, e.g. "
-              "90s, 10m (default: until Ctrl-C or SIGTERM).")
-@click.option("--speed", type=float, default=1.0, show_default=True,
-              help="Embedded simulator only: venue time runs this many times faster.")
+@click.option("--duration", metavar="DURATION", callback=_duration_option,
+              help="Stop after this much venue time, e.g. 90s, 10m; must be > 0 "
+                   "(default: until Ctrl-C or SIGTERM).")
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, callback=_speed_option,
+              help="Embedded simulator only: venue time runs this many times faster (> 0).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Embedded simulator only: the synthetic market's seed.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
@@ -38,13 +72,14 @@ from mmkit.tasks import cancel_and_wait
 @click.option("--position", "expected_position", metavar="QTY",
               help="Refuse to start unless the venue's position is this (within a step).")
 @click.option("--metrics", "metrics_listen", metavar="HOST:PORT",
+              callback=metrics_listen_option,
               help="Serve Prometheus /metrics here (default: the config's metrics.listen, "
                    "127.0.0.1:9100); `off` to serve none.")
 @click.option("--lines/--status", "as_lines", default=None,
               help="JSON lines of fills, orders and risk events on stdout, or a live status "
                    "line (default: status on a terminal, lines otherwise).")
 @click.pass_context
-def run_cmd(ctx: click.Context, symbol: str | None, duration: str | None, speed: float,
+def run_cmd(ctx: click.Context, symbol: str | None, duration: float | None, speed: float,
             seed: int, settings: tuple[str, ...], live: bool, lockstep: bool,
             expected_position: str | None, metrics_listen: str | None,
             as_lines: bool | None) -> None:
@@ -72,6 +107,12 @@ def run_cmd(ctx: click.Context, symbol: str | None, duration: str | None, speed:
         raise click.UsageError("refusing to trade real money on the live venue without --live")
     if lockstep and config.gateway.venue != "sim":
         raise click.UsageError("--lockstep drives a simulator's clock: use it with --venue sim")
+    if _embedded(config):
+        from mmkit.sim.instruments import SYMBOLS
+
+        if symbol not in SYMBOLS:
+            raise ConfigError(f"the embedded simulator lists {', '.join(SYMBOLS)}, "
+                              f"not {symbol}", "--symbol")
     verbose = ctx.find_root().obj.verbose
     logs.setup(config.log.format, "DEBUG" if verbose > 1 else "INFO" if verbose
                else config.log.level)
@@ -80,7 +121,7 @@ def run_cmd(ctx: click.Context, symbol: str | None, duration: str | None, speed:
     except InvalidOperation:
         raise click.BadParameter(f"not a quantity: {expected_position!r}",
                                  param_hint="--position") from None
-    seconds = parse_interval_ms(duration) / 1000 if duration else None
+    seconds = duration
     if as_lines is None:
         as_lines = not sys.stdout.isatty()
     listen = metrics_listen or config.metrics.listen
@@ -130,9 +171,6 @@ def _start_simulator(symbol: str, speed: float, seed: int, lockstep: bool = Fals
     from mmkit.sim.venue import Venue, VenueClock
 
     specs = default_specs([symbol])
-    if symbol not in specs:
-        raise click.UsageError(f"the embedded simulator lists {', '.join(default_specs())}, "
-                               f"not {symbol}")
     clock = VenueClock(speed=speed, step_mode=lockstep)
     if not_before_ms is not None and not lockstep:
         clock.start_ms = max(clock.start_ms, not_before_ms + 1000)
