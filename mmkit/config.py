@@ -133,8 +133,23 @@ def _text(optional: bool = False, secret: bool = False) -> Callable[[Any], str |
         if not isinstance(value, str):
             shown = type(value).__name__ if secret else _show(value)
             raise _Invalid(f"must be a string, got {shown}")
+        if secret:
+            _check_secret(value)
         return value
     return parse
+
+
+def _check_secret(value: str) -> None:
+    """An API key or secret goes into an HTTP header or a signature as it is: whitespace, a
+    line break or a non-ASCII character would fail there, deep in a request. The message
+    never shows the value."""
+    if any(c.isspace() for c in value):
+        raise _Invalid("contains whitespace or a line break (a CRLF env file, or a stray "
+                       "space when pasting it?)")
+    if not value.isascii():
+        raise _Invalid("contains non-ASCII characters (a key is plain letters and digits)")
+    if not value.isprintable():
+        raise _Invalid("contains control characters (a key is plain letters and digits)")
 
 
 def _choice(*options: str, upper: bool = False) -> Callable[[Any], str]:
@@ -629,7 +644,36 @@ def check_config(path: str | None = None, env: Mapping[str, str] | None = None,
             config.credentials()
         except ConfigError as exc:
             errors.append(exc)
+    if not errors:
+        errors += credential_problems(config)
     return [str(error) for error in errors]
+
+
+def credential_problems(config: Config) -> list[ConfigError]:
+    """What keeps this config from signing requests on its venue: Binance (live, testnet)
+    needs an API key with its secret or Ed25519 key; the simulator has a built-in test key,
+    so `sim` needs none."""
+    gateway = config.gateway
+    if gateway.venue == "sim":
+        return []
+    where = f"venue {gateway.venue}"
+    if not gateway.api_key:
+        return [ConfigError(f"an API key is needed on {where} (MM_GATEWAY_API_KEY and "
+                            "MM_GATEWAY_API_SECRET, or gateway.apiKey and gateway.apiSecret "
+                            "in the config file)", "gateway.apiKey")]
+    if not (gateway.api_secret or gateway.private_key_file):
+        return [ConfigError(f"the API key needs its secret on {where} (MM_GATEWAY_API_SECRET, "
+                            "or gateway.privateKeyFile for an Ed25519 key)",
+                            "gateway.apiSecret")]
+    return []
+
+
+def require_credentials(config: Config) -> None:
+    """Raise the first of `credential_problems` (exit 2): a command that signs requests
+    calls this before it starts anything."""
+    problems = credential_problems(config)
+    if problems:
+        raise problems[0]
 
 
 def flag_overrides(obj: Any) -> dict[str, Any]:

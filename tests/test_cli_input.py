@@ -103,3 +103,89 @@ def test_depth_record_to_an_unwritable_path_exits_2_before_connecting(tmp_path, 
                  "depth", "ETHUSDC", "--record", record)
     line = assert_usage_error(done, record, reason)
     assert done.stderr.strip() == line
+
+
+# --- E: credentials on Binance's venues ----------------------------------------------------------
+
+@pytest.mark.parametrize("venue", ["testnet", "live"])
+def test_config_check_reports_a_missing_key_on_binance(tmp_path, venue):
+    done = mmkit(tmp_path, "--venue", venue, "config", "check")
+    assert done.returncode == 2, done.stderr
+    assert "gateway.apiKey: an API key is needed on venue " + venue in done.stderr
+    assert "config OK" not in done.stderr
+
+
+def test_config_check_reports_a_key_without_its_secret_on_binance(tmp_path):
+    done = mmkit(tmp_path, "--venue", "testnet", "config", "check",
+                 env={"MM_GATEWAY_API_KEY": KEY})
+    assert done.returncode == 2, done.stderr
+    assert "gateway.apiSecret: the API key needs its secret" in done.stderr
+    assert KEY not in done.stderr + done.stdout
+
+
+def test_config_check_accepts_a_key_on_binance_and_none_on_the_simulator(tmp_path):
+    done = mmkit(tmp_path, "--venue", "testnet", "config", "check",
+                 env={"MM_GATEWAY_API_KEY": KEY, "MM_GATEWAY_API_SECRET": SECRET})
+    assert done.returncode == 0 and "config OK" in done.stderr, done.stderr
+    done = mmkit(tmp_path, "--venue", "sim", "config", "check")
+    assert done.returncode == 0 and "config OK" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("venue", [["--venue", "testnet"], ["--venue", "live"]],
+                         ids=["testnet", "live"])
+def test_run_without_a_key_on_binance_starts_nothing(tmp_path, venue):
+    done = mmkit(tmp_path, *venue, "run", "--live", "--duration", "1s", "--metrics", "off")
+    line = assert_usage_error(done, "gateway.apiKey", "API key is needed")
+    assert done.stderr.strip() == line  # no summary, no "paper trading" banner
+    assert not (tmp_path / "journal").exists()
+
+
+# --- F: keys and secrets that cannot go into a request -------------------------------------------
+
+BAD_VALUES = {
+    "crlf": ("\r\n", "whitespace or a line break"),
+    "lf": ("\n", "whitespace or a line break"),
+    "space": (" x", "whitespace or a line break"),
+    "non-ascii": ("é", "non-ASCII"),
+    "control": ("\x01", "control characters"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_VALUES))
+@pytest.mark.parametrize("env_name, key", [("MM_GATEWAY_API_KEY", "gateway.apiKey"),
+                                           ("MM_GATEWAY_API_SECRET", "gateway.apiSecret")],
+                         ids=["key", "secret"])
+def test_config_check_refuses_a_bad_key_or_secret_without_printing_it(tmp_path, name,
+                                                                        env_name, key):
+    tail, reason = BAD_VALUES[name]
+    env = {"MM_GATEWAY_API_KEY": KEY, "MM_GATEWAY_API_SECRET": SECRET}
+    env[env_name] += tail
+    done = mmkit(tmp_path, "--venue", "testnet", "config", "check", env=env)
+    assert done.returncode == 2, done.stderr
+    assert f"{key}: contains {reason}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    shown = done.stderr + done.stdout
+    assert KEY not in shown and SECRET not in shown and KEY[:8] not in shown
+
+
+def test_a_bad_key_in_the_config_file_is_refused_too(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(f'gateway:\n  apiKey: "{KEY}\\r"\n  apiSecret: {SECRET}\n')
+    config.chmod(0o600)
+    done = mmkit(tmp_path, "--config", str(config), "config", "check")
+    assert done.returncode == 2 and "gateway.apiKey: contains whitespace" in done.stderr
+    assert KEY not in done.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "--duration", "1s", "--metrics", "off"],
+    ["depth", "ETHUSDC"],
+    ["account"],
+], ids=["run", "depth", "account"])
+def test_every_command_refuses_a_bad_key_before_connecting(tmp_path, args):
+    env = {"MM_GATEWAY_API_KEY": KEY + "\r\n", "MM_GATEWAY_API_SECRET": SECRET}
+    done = mmkit(tmp_path, "--venue", "sim", "--base-url", f"http://127.0.0.1:{free_port()}",
+                 *args, env=env)
+    assert_usage_error(done, "gateway.apiKey: contains whitespace or a line break")
+    assert KEY not in done.stderr
+    assert not (tmp_path / "journal").exists()

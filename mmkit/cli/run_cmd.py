@@ -113,6 +113,10 @@ def run_cmd(ctx: click.Context, symbol: str | None, duration: float | None, spee
         if symbol not in SYMBOLS:
             raise ConfigError(f"the embedded simulator lists {', '.join(SYMBOLS)}, "
                               f"not {symbol}", "--symbol")
+    else:
+        from mmkit.config import require_credentials
+
+        require_credentials(config)  # before the journal, the summary or any request
     verbose = ctx.find_root().obj.verbose
     logs.setup(config.log.format, "DEBUG" if verbose > 1 else "INFO" if verbose
                else config.log.level)
