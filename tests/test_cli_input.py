@@ -189,3 +189,49 @@ def test_every_command_refuses_a_bad_key_before_connecting(tmp_path, args):
     assert_usage_error(done, "gateway.apiKey: contains whitespace or a line break")
     assert KEY not in done.stderr
     assert not (tmp_path / "journal").exists()
+
+
+# --- G: runs into one journal follow each other in venue time ------------------------------------
+
+def _marks(journal: Path) -> dict[str, list[int]]:
+    """run id -> its mark times."""
+    import orjson
+
+    runs: dict[str, list[int]] = {}
+    for part in journal.glob("marks/date=*/symbol=ETHUSDC/*.jsonl"):
+        runs[part.stem] = [orjson.loads(line)["ts"] for line in part.read_bytes().splitlines()]
+    return runs
+
+
+def test_two_lockstep_runs_in_one_directory_do_not_overlap(tmp_path):
+    for _ in range(2):
+        done = mmkit(tmp_path, "run", "--lockstep", "--duration", "3s", "--lines",
+                     "--metrics", "off")
+        assert done.returncode == 0, done.stderr
+    runs = sorted(_marks(tmp_path / "journal").values(), key=min)
+    assert len(runs) == 2 and all(runs), runs
+    assert min(runs[1]) > max(runs[0]), runs
+
+
+@pytest.mark.parametrize("speed, lockstep", [(1.0, False), (20.0, False), (1.0, True)],
+                         ids=["speed-1", "speed-20", "lockstep"])
+def test_an_embedded_simulator_starts_after_the_journals_newest_row(speed, lockstep):
+    """A journal whose newest row is an hour ahead of the wall (a sped-up run's): the next
+    run's venue clock starts after it, whatever its pace."""
+    import time
+
+    import httpx
+
+    from mmkit.cli.run_cmd import _start_simulator
+    from mmkit.sim.market import DEFAULT_START_MS
+
+    newest = max(DEFAULT_START_MS, int(time.time() * 1000)) + 3_600_000
+    server = _start_simulator("ETHUSDC", speed, 0, lockstep, newest)
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=10) as http:
+            if lockstep:  # the venue takes the market's time at its first step
+                http.post("/_sim/step", params={"events": 1}).raise_for_status()
+            now = http.get("/fapi/v1/time").json()["serverTime"]
+        assert newest < now < newest + 60_000
+    finally:
+        server.stop()

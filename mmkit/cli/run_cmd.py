@@ -145,7 +145,7 @@ async def _run(config, symbol: str, seconds: float | None, speed: float, seed: i
     server = None
     if _embedded(config):
         server = _start_simulator(symbol, speed, seed, lockstep,
-                                  _journal_end(config.journal.path, symbol, speed))
+                                  _journal_end(config.journal.path, symbol))
         config = _pointed_at(config, server)
         pace = "lockstep" if lockstep else f"speed {speed:g}x"
         print(f"mmkit run: paper trading {symbol} on an embedded simulator at "
@@ -158,28 +158,35 @@ async def _run(config, symbol: str, seconds: float | None, speed: float, seed: i
             server.stop()
 
 
-def _journal_end(path: str, symbol: str, speed: float) -> int | None:
-    """Sped up, venue time runs ahead of the wall: a second run into the same journal starts
-    after the first one's rows, not among them."""
+def _journal_end(path: str, symbol: str) -> int | None:
+    """The journal's newest row of `symbol`: a run starts its venue clock after it, so its
+    rows never fall among an earlier run's (a sped-up run's clock went ahead of the wall; a
+    lockstep run starts where the synthetic market does, every time)."""
     from mmkit.journal import newest_ts
 
-    return newest_ts(path, symbol) if speed != 1 else None
+    return newest_ts(path, symbol)
 
 
 def _start_simulator(symbol: str, speed: float, seed: int, lockstep: bool = False,
                      not_before_ms: int | None = None):
     from mmkit.sim.engine import EngineConfig
     from mmkit.sim.instruments import default_specs
-    from mmkit.sim.market import SyntheticMarket
+    from mmkit.sim.market import DEFAULT_START_MS, SyntheticMarket
     from mmkit.sim.server import ServerThread
     from mmkit.sim.venue import Venue, VenueClock
 
     specs = default_specs([symbol])
     clock = VenueClock(speed=speed, step_mode=lockstep)
-    if not_before_ms is not None and not lockstep:
-        clock.start_ms = max(clock.start_ms, not_before_ms + 1000)
-    # in lockstep the venue takes the market's time: the backtester's synthetic market then
-    start = {} if lockstep else {"start_ms": clock.now()}
+    if lockstep:
+        # the venue takes the market's time: the backtester's synthetic market's, unless the
+        # journal already has rows from then on
+        start = {}
+        if not_before_ms is not None and not_before_ms + 1000 > DEFAULT_START_MS:
+            start = {"start_ms": not_before_ms + 1000}
+    else:
+        if not_before_ms is not None:
+            clock.start_ms = max(clock.start_ms, not_before_ms + 1000)
+        start = {"start_ms": clock.now()}
     market = iter(SyntheticMarket(specs[symbol], seed=seed, **start))
     venue = Venue(specs, market, config=EngineConfig(seed=seed), clock=clock, seed=seed)
     return ServerThread(venue, "127.0.0.1", 0).start()
