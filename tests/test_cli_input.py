@@ -140,6 +140,12 @@ def test_run_without_a_key_on_binance_starts_nothing(tmp_path, venue):
     assert not (tmp_path / "journal").exists()
 
 
+def test_send_without_a_key_on_binance_reads_no_input(tmp_path):
+    done = mmkit(tmp_path, "--venue", "testnet", "send", "--dry-run", "--symbol", "ETHUSDC")
+    line = assert_usage_error(done, "gateway.apiKey", "API key is needed")
+    assert done.stderr.strip() == line
+
+
 # --- F: keys and secrets that cannot go into a request -------------------------------------------
 
 BAD_VALUES = {

@@ -115,6 +115,9 @@ def send(ctx: click.Context, symbol: str | None, dry_run: bool, live: bool,
               "(docs/risk.md, docs/strategy.md)", file=sys.stderr, flush=True)
     if settings:
         config = with_settings(ctx, settings, [symbol], "send")
+    from mmkit.config import require_credentials
+
+    require_credentials(config)  # a dry run reads the account too: signed requests
     run(_send(config, symbol, dry_run, expected_position, prefix, price_tolerance,
               size_tolerance, int(max_age_s * 1000), strict))
 
