@@ -85,9 +85,12 @@ def test_positions_and_fills_between_skipped_quotes_are_still_applied(sim, tmp_p
     assert b"2 superseded quotes skipped" in result.stderr
 
 
-def test_a_dry_run_over_a_recording_acts_on_every_quote(sim, tmp_path):
+@pytest.mark.parametrize("settings", [[], ["--set", f"risk.maxBookAgeMs={10**15}"]],
+                         ids=["defaults", "any book age"])
+def test_a_dry_run_over_a_recording_acts_on_every_quote(sim, tmp_path, settings):
+    """However old a book the guards accept, a recording is not a live feed."""
     stdin = book(1_000) + b"".join(quote(1_000 + i, f"2999.{90 - i}") for i in range(3))
-    result = mmkit(*venue(sim), "send", "--dry-run", stdin=stdin, cwd=tmp_path)
+    result = mmkit(*venue(sim), "send", "--dry-run", *settings, stdin=stdin, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = lines_of(result)
     assert [(x["type"], x["price"]) for x in lines if x["type"] in ("order_new",

@@ -334,8 +334,7 @@ class SendSession:
         receive time is the wall clock's, within LIVE_FEED_MS), and the end of a
         watchdog's cancel once a fresh book read after it comes."""
         if self.feed_live is None:
-            self.feed_live = abs(wall_ms() - book.recv_ts) <= max(self.max_book_age_ms,
-                                                                  LIVE_FEED_MS)
+            self.feed_live = abs(wall_ms() - book.recv_ts) <= LIVE_FEED_MS
         if book.stale:
             return
         self.fresh_recv_ts = book.recv_ts
