@@ -138,6 +138,36 @@ def test_the_24_hour_cut_reconnects_and_resyncs():
     asyncio.run(with_harness(static_venue(step=True), body))
 
 
+@contextlib.asynccontextmanager
+async def collected(stream: UserStream):
+    """The stream's lines, gathered in the background until the block ends."""
+    lines: list[dict] = []
+
+    async def consume():
+        async for line in stream.lines():
+            lines.append(line)
+
+    task = asyncio.create_task(consume())
+    try:
+        yield lines
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def fill_sides(lines: list[dict]) -> list[str]:
+    return [line["side"] for line in lines if line["type"] == "fill"]
+
+
 def test_expired_listen_key_is_recreated_and_no_fill_is_lost():
     venue = static_venue(step=True)
     venue.faults.listen_key_ttl_s = 60
@@ -148,43 +178,24 @@ def test_expired_listen_key_is_recreated_and_no_fill_is_lost():
             async with RestClient(server.base_url,
                                   Credentials(SIM_API_KEY, SIM_API_SECRET)) as rest:
                 stream = UserStream(rest, server.ws_url, [SYMBOL])
-                lines: list[dict] = []
-
-                async def consume():
-                    async for line in stream.lines():
-                        lines.append(line)
-
-                task = asyncio.create_task(consume())
-
-                async def fills() -> list[int]:
-                    return [line["tradeId"] for line in lines if line["type"] == "fill"]
-
-                async def wait_for(predicate, timeout=10.0):
-                    for _ in range(int(timeout / 0.05)):
-                        if await predicate():
-                            return
-                        await asyncio.sleep(0.05)
-                    raise AssertionError("timed out")
 
                 async def market_buy(side="BUY"):
                     await rest.place_order(symbol=SYMBOL, side=side, type="MARKET",
                                            quantity="0.010")
 
-                await asyncio.sleep(0.3)  # the stream is connected
-                await market_buy()
-                await wait_for(lambda: _len_at_least(fills, 1))
-                await http.post("/_sim/step", params={"ms": 61_000})  # the key expires
-                await market_buy("SELL")  # while the stream is between keys
-                await wait_for(lambda: _true(stream.key_renewals >= 1))
-                await market_buy()
-                await wait_for(lambda: _len_at_least(fills, 3))
-                await asyncio.sleep(0.2)
-                truth = (await http.get("/_sim/fills")).json()
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                async with collected(stream) as lines:
+                    await asyncio.sleep(0.3)  # the stream is connected
+                    await market_buy()
+                    await until(lambda: len(fill_sides(lines)) >= 1)
+                    await http.post("/_sim/step", params={"ms": 61_000})  # the key expires
+                    await market_buy("SELL")  # while the stream is between keys
+                    await until(lambda: stream.key_renewals >= 1)
+                    await market_buy()
+                    await until(lambda: len(fill_sides(lines)) >= 3)
+                    await asyncio.sleep(0.2)
+                    truth = (await http.get("/_sim/fills")).json()
                 await http.aclose()
-                seen = await fills()
+                seen = [line["tradeId"] for line in lines if line["type"] == "fill"]
                 assert sorted(seen) == sorted(f["tradeId"] for f in truth)
                 assert len(seen) == len(set(seen)) == 3
 
@@ -206,38 +217,18 @@ def test_a_reconnect_recovers_missed_fills_not_older_history():
                                        quantity="0.010")  # before the stream: history
                 await http.post("/_sim/step", params={"ms": 1000})
                 stream = UserStream(rest, server.ws_url, [SYMBOL])
-                lines: list[dict] = []
-
-                async def consume():
-                    async for line in stream.lines():
-                        lines.append(line)
-
-                task = asyncio.create_task(consume())
-                await asyncio.sleep(0.3)  # the stream is connected
-                await http.post("/_sim/step", params={"ms": 61_000})  # the key expires
-                await rest.place_order(symbol=SYMBOL, side="SELL", type="MARKET",
-                                       quantity="0.010")  # while the stream is between keys
-                for _ in range(200):
-                    if stream.key_renewals and any(x["type"] == "fill" for x in lines):
-                        break
-                    await asyncio.sleep(0.05)
-                await asyncio.sleep(0.2)
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                async with collected(stream) as lines:
+                    await asyncio.sleep(0.3)  # the stream is connected
+                    await http.post("/_sim/step", params={"ms": 61_000})  # the key expires
+                    await rest.place_order(symbol=SYMBOL, side="SELL", type="MARKET",
+                                           quantity="0.010")  # while between keys
+                    await until(lambda: stream.key_renewals and fill_sides(lines))
+                    await asyncio.sleep(0.2)
                 await http.aclose()
         assert stream.key_renewals >= 1
-        assert [x["side"] for x in lines if x["type"] == "fill"] == ["SELL"]
+        assert fill_sides(lines) == ["SELL"]
 
     asyncio.run(body())
-
-
-async def _len_at_least(getter, n: int) -> bool:
-    return len(await getter()) >= n
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 def test_silence_gives_stale_lines_and_the_feed_resumes_after_it():
@@ -268,27 +259,12 @@ def test_a_fill_before_the_stream_connects_is_recovered_once():
                 await rest.place_order(symbol=SYMBOL, side="BUY", type="MARKET",
                                        quantity="0.010")  # nobody listens yet
                 stream = UserStream(rest, server.ws_url, [SYMBOL], since_ms=since)
-                lines: list[dict] = []
-
-                async def consume():
-                    async for line in stream.lines():
-                        lines.append(line)
-
-                task = asyncio.create_task(consume())
-                for _ in range(100):
-                    if any(line["type"] == "position" for line in lines):
-                        break
-                    await asyncio.sleep(0.05)
-                await rest.place_order(symbol=SYMBOL, side="SELL", type="MARKET",
-                                       quantity="0.010")  # on the stream
-                for _ in range(100):
-                    if sum(line["type"] == "fill" for line in lines) >= 2:
-                        break
-                    await asyncio.sleep(0.05)
-                await asyncio.sleep(0.2)
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                async with collected(stream) as lines:
+                    await until(lambda: any(x["type"] == "position" for x in lines))
+                    await rest.place_order(symbol=SYMBOL, side="SELL", type="MARKET",
+                                           quantity="0.010")  # on the stream
+                    await until(lambda: len(fill_sides(lines)) >= 2)
+                    await asyncio.sleep(0.2)
         fills = [line for line in lines if line["type"] == "fill"]
         assert [f["side"] for f in fills] == ["BUY", "SELL"]
         assert fills[0]["source"] != "stream"

@@ -144,12 +144,17 @@ def test_an_amendment_on_the_stream_moves_the_order_to_the_venues_price_and_size
     assert m.diff([bid(price=BID - 3, qty=2 * SIZE)], 60) == []  # nothing to re-send
 
 
-def test_an_unknown_modify_holds_the_order_until_the_venue_says_what_happened():
+def unknown_modify():
+    """A live bid whose modify to a tick lower got no answer: the manager, order, its id."""
     m = manager()
     ack(m, m.diff([bid()], 0))
     (modify,) = m.diff([bid(price=BID - 1)], 10)
-    order, cid = modify.order, modify.order.client_order_id
-    m.on_unknown(cid)
+    m.on_unknown(modify.order.client_order_id)
+    return m, modify.order, modify.order.client_order_id
+
+
+def test_an_unknown_modify_holds_the_order_until_the_venue_says_what_happened():
+    m, order, cid = unknown_modify()
     assert order.state == UNKNOWN and m.unknown_orders() == [order]
     assert m.diff([bid(price=BID - 1)], 20) == []  # never re-sent blindly
     assert m.diff([bid(price=BID - 2)], 25) == []  # nor replaced by another modify
@@ -163,11 +168,7 @@ def test_an_unknown_modify_holds_the_order_until_the_venue_says_what_happened():
 
 
 def test_an_unknown_modify_settled_by_query_takes_the_venues_price():
-    m = manager()
-    ack(m, m.diff([bid()], 0))
-    (modify,) = m.diff([bid(price=BID - 1)], 10)
-    order, cid = modify.order, modify.order.client_order_id
-    m.on_unknown(cid)
+    m, order, cid = unknown_modify()
     found = {"orderId": 100, "status": "NEW", "price": SPEC.price_str(BID),
              "origQty": SPEC.qty_str(SIZE), "executedQty": "0"}
     m.on_settled(cid, found, 20)  # it never applied: the old price stands

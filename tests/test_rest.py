@@ -248,19 +248,24 @@ def test_reads_are_retried_on_5xx_but_orders_are_not(server):
     assert [r["path"] for r in server.seen].count("/fapi/v1/order") == 1
 
 
+def place_gtc_bid(server, **params):
+    """One GTC bid through the client; the server's scripted answer decides what comes back."""
+    async def go():
+        async with client_for(server) as client:
+            return await client.place_order(symbol="ETHUSDT", side="BUY", type="LIMIT",
+                                            timeInForce="GTC", quantity="0.010", price="2000",
+                                            **params)
+
+    return run(go())
+
+
 def test_unknown_execution_status_surfaces_the_client_order_id(server):
     server.script("POST", "/fapi/v1/order",
                   (503, {"code": -1007, "msg": "Timeout waiting for response from backend "
                          "server. Send status unknown; execution status unknown."}, {}))
 
-    async def go():
-        async with client_for(server) as client:
-            await client.place_order(symbol="ETHUSDT", side="BUY", type="LIMIT",
-                                     timeInForce="GTC", quantity="0.010", price="2000",
-                                     newClientOrderId="mm-abc-1")
-
     with pytest.raises(OutcomeUnknown) as err:
-        run(go())
+        place_gtc_bid(server, newClientOrderId="mm-abc-1")
     assert err.value.client_order_id == "mm-abc-1" and "mm-abc-1" in str(err.value)
 
 
@@ -274,14 +279,8 @@ def test_unknown_execution_status_surfaces_the_client_order_id(server):
 def test_an_order_answered_by_a_backend_failure_has_an_unknown_outcome(server, status, body):
     server.script("POST", "/fapi/v1/order", (status, body, {}))
 
-    async def go():
-        async with client_for(server) as client:
-            await client.place_order(symbol="ETHUSDT", side="BUY", type="LIMIT",
-                                     timeInForce="GTC", quantity="0.010", price="2000",
-                                     newClientOrderId="mm-abc-2")
-
     with pytest.raises(OutcomeUnknown) as err:
-        run(go())
+        place_gtc_bid(server, newClientOrderId="mm-abc-2")
     assert err.value.client_order_id == "mm-abc-2" and err.value.exit_code == 4
     assert [r["path"] for r in server.seen].count("/fapi/v1/order") == 1
 
@@ -294,13 +293,8 @@ def test_an_order_answered_by_a_backend_failure_has_an_unknown_outcome(server, s
 def test_an_order_the_venue_says_it_never_ran_is_a_plain_failure(server, body):
     server.script("POST", "/fapi/v1/order", (503, body, {}))
 
-    async def go():
-        async with client_for(server) as client:
-            await client.place_order(symbol="ETHUSDT", side="BUY", type="LIMIT",
-                                     timeInForce="GTC", quantity="0.010", price="2000")
-
     with pytest.raises(VenueError) as err:
-        run(go())
+        place_gtc_bid(server)
     assert not isinstance(err.value, OutcomeUnknown) and err.value.status == 503
 
 
