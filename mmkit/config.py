@@ -133,23 +133,11 @@ def _text(optional: bool = False, secret: bool = False) -> Callable[[Any], str |
         if not isinstance(value, str):
             shown = type(value).__name__ if secret else _show(value)
             raise _Invalid(f"must be a string, got {shown}")
-        if secret:
-            _check_secret(value)
+        problem = signing.secret_problem(value) if secret else None
+        if problem:
+            raise _Invalid(problem)
         return value
     return parse
-
-
-def _check_secret(value: str) -> None:
-    """An API key or secret goes into an HTTP header or a signature as it is: whitespace, a
-    line break or a non-ASCII character would fail there, deep in a request. The message
-    never shows the value."""
-    if any(c.isspace() for c in value):
-        raise _Invalid("contains whitespace or a line break (a CRLF env file, or a stray "
-                       "space when pasting it?)")
-    if not value.isascii():
-        raise _Invalid("contains non-ASCII characters (a key is plain letters and digits)")
-    if not value.isprintable():
-        raise _Invalid("contains control characters (a key is plain letters and digits)")
 
 
 def _choice(*options: str, upper: bool = False) -> Callable[[Any], str]:

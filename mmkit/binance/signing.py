@@ -64,7 +64,18 @@ def load_ed25519_public_key(pem: bytes) -> Ed25519PublicKey:
     return key
 
 
-_PRINTABLE = re.compile(r"[\x21-\x7e]+")  # what an HTTP header and Binance's keys allow
+def secret_problem(value: str) -> str | None:
+    """Why an API key or secret cannot be used as it is, or None. It goes into an HTTP header
+    or a signature as it is, so whitespace, a line break or a non-ASCII character would fail
+    deep in a request (and the HTTP library's error would quote it). Never shows the value."""
+    if any(c.isspace() for c in value):
+        return ("contains whitespace or a line break (a CRLF env file, or a stray space when "
+                "pasting it?)")
+    if not value.isascii():
+        return "contains non-ASCII characters (a key is plain letters and digits)"
+    if not value.isprintable():
+        return "contains control characters (a key is plain letters and digits)"
+    return None
 
 
 @dataclass(frozen=True, repr=False)
@@ -79,10 +90,9 @@ class Credentials:
     def __post_init__(self) -> None:
         for value, where in ((self.api_key, "gateway.apiKey"),
                              (self.api_secret or "", "gateway.apiSecret")):
-            if value and not _PRINTABLE.fullmatch(value):
-                # never the value itself: it is a secret, or most of one
-                raise ConfigError("contains whitespace, a line break or a non-ASCII character "
-                                  "(an env file with CRLF line ends?)", where)
+            problem = secret_problem(value)
+            if problem:
+                raise ConfigError(problem, where)
 
     def sign(self, payload: str) -> str:
         if self.private_key is not None:
