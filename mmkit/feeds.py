@@ -20,7 +20,7 @@ from typing import Any
 from mmkit.binance.ws import Connection, StreamClient, StreamMessage
 from mmkit.book import BookSync, DepthDecoder, OrderBook
 from mmkit.errors import InputError
-from mmkit.model import BookTop, MarkPrice, OwnFill
+from mmkit.model import BookTop, MarkPrice, OwnFill, Quote, QuoteLevel
 from mmkit.recording import RawMessage
 from mmkit.symbols import SymbolSpec
 
@@ -292,6 +292,74 @@ def book_top_from_line(spec: SymbolSpec, line: Emit) -> BookTop:
                    line.get("updateId"), bool(line.get("stale")),
                    [(spec.to_ticks(p), spec.to_steps(q)) for p, q in line["bids"]],
                    [(spec.to_ticks(p), spec.to_steps(q)) for p, q in line["asks"]])
+
+
+SIDES = ("BUY", "SELL")
+TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX", "GTD")
+
+
+def quote_from_line(spec: SymbolSpec, line: Emit) -> Quote:
+    """A `quote` line (docs/streams.md) in ticks and steps; an `InputError` naming the field
+    (`levels[1].side`) for anything send could not send as it is meant: a side other than
+    BUY/SELL, an unknown timeInForce, a reduceOnly that is not a JSON boolean, a price or
+    quantity that is not a positive decimal on the tick or step."""
+    ts = line["ts"]
+    if not isinstance(ts, int) or isinstance(ts, bool):
+        raise InputError(f"expected an integer (ms), got {_shown(ts)}", field="ts")
+    levels = line["levels"]
+    if not isinstance(levels, list):
+        raise InputError(f"expected a list of levels, got {_shown(levels)}", field="levels")
+    reasons, paused = line.get("reasons") or {}, line.get("paused")
+    if not isinstance(reasons, dict):
+        raise InputError(f"expected an object, got {_shown(reasons)}", field="reasons")
+    if paused is not None and not isinstance(paused, str):
+        raise InputError(f"expected a string or null, got {_shown(paused)}", field="paused")
+    return Quote(line["symbol"], ts, [_level(spec, lv, f"levels[{i}]")
+                                      for i, lv in enumerate(levels)], reasons, paused)
+
+
+def _level(spec: SymbolSpec, lv: Any, where: str) -> QuoteLevel:
+    if not isinstance(lv, dict):
+        raise InputError(f"expected an object, got {_shown(lv)}", field=where)
+
+    def field(key: str, default=...):
+        if key not in lv and default is ...:
+            raise InputError("missing", field=f"{where}.{key}")
+        return lv.get(key, default)
+
+    def units(key: str, convert) -> int:
+        value = field(key)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise InputError(f"expected a decimal string, got {_shown(value)}",
+                             field=f"{where}.{key}")
+        try:
+            n = convert(value)
+        except (ValueError, ArithmeticError) as exc:
+            raise InputError(str(exc), field=f"{where}.{key}") from None
+        if n <= 0:
+            raise InputError(f"must be positive, got {_shown(value)}", field=f"{where}.{key}")
+        return n
+
+    tag, side = field("tag"), field("side")
+    if not isinstance(tag, str) or not tag:
+        raise InputError(f"expected a non-empty string, got {_shown(tag)}", field=f"{where}.tag")
+    if side not in SIDES:
+        raise InputError(f"expected BUY or SELL, got {_shown(side)}", field=f"{where}.side")
+    tif, reduce_only = field("timeInForce", "GTX"), field("reduceOnly", False)
+    if tif not in TIME_IN_FORCE:
+        raise InputError(f"expected one of {', '.join(TIME_IN_FORCE)}, got {_shown(tif)}",
+                         field=f"{where}.timeInForce")
+    if not isinstance(reduce_only, bool):
+        raise InputError(f"expected true or false (a JSON boolean), got {_shown(reduce_only)}",
+                         field=f"{where}.reduceOnly")
+    return QuoteLevel(side, units("price", spec.to_ticks), units("qty", spec.to_steps), tag,
+                      tif, reduce_only)
+
+
+def _shown(value) -> str:
+    """A value as a message shows it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def entry_ticks(spec: SymbolSpec, price: str | None) -> float | None:

@@ -125,11 +125,10 @@ def run_cmd(ctx: click.Context, symbol: str | None, duration: float | None, spee
     except InvalidOperation:
         raise click.BadParameter(f"not a quantity: {expected_position!r}",
                                  param_hint="--position") from None
-    seconds = duration
     if as_lines is None:
         as_lines = not sys.stdout.isatty()
     listen = metrics_listen or config.metrics.listen
-    run(_run(config, symbol, seconds, speed, seed, expected, as_lines,
+    run(_run(config, symbol, duration, speed, seed, expected, as_lines,
              None if listen == "off" else listen, lockstep))
 
 
@@ -177,15 +176,13 @@ def _start_simulator(symbol: str, speed: float, seed: int, lockstep: bool = Fals
 
     specs = default_specs([symbol])
     clock = VenueClock(speed=speed, step_mode=lockstep)
+    after = 0 if not_before_ms is None else not_before_ms + 1000
     if lockstep:
         # the venue takes the market's time: the backtester's synthetic market's, unless the
         # journal already has rows from then on
-        start = {}
-        if not_before_ms is not None and not_before_ms + 1000 > DEFAULT_START_MS:
-            start = {"start_ms": not_before_ms + 1000}
+        start = {"start_ms": after} if after > DEFAULT_START_MS else {}
     else:
-        if not_before_ms is not None:
-            clock.start_ms = max(clock.start_ms, not_before_ms + 1000)
+        clock.start_ms = max(clock.start_ms, after)
         start = {"start_ms": clock.now()}
     market = iter(SyntheticMarket(specs[symbol], seed=seed, **start))
     venue = Venue(specs, market, config=EngineConfig(seed=seed), clock=clock, seed=seed)

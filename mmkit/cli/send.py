@@ -234,8 +234,7 @@ class SendSession:
             self.user_task = asyncio.create_task(self._user_stream())
 
     async def loop(self, reader: StdinReader) -> None:
-        from mmkit.feeds import book_top_from_line
-        from mmkit.model import QuoteLevel
+        from mmkit.feeds import book_top_from_line, quote_from_line
 
         sequence = Sequence(("book", "quote"))
         async for item in reader.items():
@@ -259,7 +258,7 @@ class SendSession:
                     self._on_book(self.book, read_at)
                     self._risk_lines(self.risk.on_book(self.book))
                     continue
-                quote = quote_from_line(self.spec, line, QuoteLevel)
+                quote = quote_from_line(self.spec, line)
             except (KeyError, TypeError, ValueError, ArithmeticError, InputError) as exc:
                 self._skip(number, describe(exc))
                 continue
@@ -409,76 +408,6 @@ class SendSession:
                   f"{c.unknown} unknown, {c.fills} fills; {self.skipped_lines} lines skipped, "
                   f"{self.skipped_quotes} superseded quotes skipped (skippedQuotes)",
                   file=sys.stderr)
-
-
-SIDES = ("BUY", "SELL")
-TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX", "GTD")
-
-
-def quote_from_line(spec, line: dict, level_type) -> object:
-    """A `quote` line (docs/streams.md) in ticks and steps; an `InputError` naming the field
-    (`levels[1].side`) for anything send could not send as it is meant: a side other than
-    BUY/SELL, an unknown timeInForce, a reduceOnly that is not a JSON boolean, a price or
-    quantity that is not a positive decimal on the tick or step."""
-    from mmkit.model import Quote
-
-    ts = line["ts"]
-    if not isinstance(ts, int) or isinstance(ts, bool):
-        raise InputError(f"expected an integer (ms), got {_shown(ts)}", field="ts")
-    levels = line["levels"]
-    if not isinstance(levels, list):
-        raise InputError(f"expected a list of levels, got {_shown(levels)}", field="levels")
-    reasons, paused = line.get("reasons") or {}, line.get("paused")
-    if not isinstance(reasons, dict):
-        raise InputError(f"expected an object, got {_shown(reasons)}", field="reasons")
-    if paused is not None and not isinstance(paused, str):
-        raise InputError(f"expected a string or null, got {_shown(paused)}", field="paused")
-    return Quote(line["symbol"], ts, [_level(spec, lv, f"levels[{i}]", level_type)
-                                      for i, lv in enumerate(levels)], reasons, paused)
-
-
-def _level(spec, lv, where: str, level_type):
-    if not isinstance(lv, dict):
-        raise InputError(f"expected an object, got {_shown(lv)}", field=where)
-
-    def field(key: str, default=...):
-        if key not in lv and default is ...:
-            raise InputError("missing", field=f"{where}.{key}")
-        return lv.get(key, default)
-
-    def units(key: str, convert) -> int:
-        value = field(key)
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise InputError(f"expected a decimal string, got {_shown(value)}",
-                             field=f"{where}.{key}")
-        try:
-            n = convert(value)
-        except (ValueError, ArithmeticError) as exc:
-            raise InputError(str(exc), field=f"{where}.{key}") from None
-        if n <= 0:
-            raise InputError(f"must be positive, got {_shown(value)}", field=f"{where}.{key}")
-        return n
-
-    tag, side = field("tag"), field("side")
-    if not isinstance(tag, str) or not tag:
-        raise InputError(f"expected a non-empty string, got {_shown(tag)}", field=f"{where}.tag")
-    if side not in SIDES:
-        raise InputError(f"expected BUY or SELL, got {_shown(side)}", field=f"{where}.side")
-    tif, reduce_only = field("timeInForce", "GTX"), field("reduceOnly", False)
-    if tif not in TIME_IN_FORCE:
-        raise InputError(f"expected one of {', '.join(TIME_IN_FORCE)}, got {_shown(tif)}",
-                         field=f"{where}.timeInForce")
-    if not isinstance(reduce_only, bool):
-        raise InputError(f"expected true or false (a JSON boolean), got {_shown(reduce_only)}",
-                         field=f"{where}.reduceOnly")
-    return level_type(side, units("price", spec.to_ticks), units("qty", spec.to_steps), tag,
-                      tif, reduce_only)
-
-
-def _shown(value) -> str:
-    """A value as a message shows it: its repr, cut short."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 LIVE_FEED_MS = 600_000  # a first book received within this of the wall clock: a live feed
