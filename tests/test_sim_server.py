@@ -152,7 +152,8 @@ def test_countdown_cancel_all_is_a_dead_mans_switch():
 
 
 def test_weight_limit_gives_429_then_418():
-    with serve() as server:
+    # step mode: the venue's clock stands still, so no minute rolls over mid-test
+    with serve(static_venue(step=True)) as server:
         http = SignedHttp(server.base_url)
         statuses = [http.get("/fapi/v1/depth", symbol="ETHUSDC", limit=1000).status_code
                     for _ in range(135)]

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
 import orjson
@@ -75,6 +75,16 @@ class Endpoint:
     orders: int = 0  # ORDERS counted per call (10s window); 1m window counts 1 per call
 
 
+class Window(NamedTuple):
+    """A request's startTime..endTime (either may be missing), inclusive."""
+
+    start: int | None
+    end: int | None
+
+    def __contains__(self, ts: object) -> bool:
+        return (self.start is None or ts >= self.start) and (self.end is None or ts <= self.end)
+
+
 class Call:
     """One request's parsed parameters, with helpers that raise Binance's errors."""
 
@@ -108,6 +118,16 @@ class Call:
         except ValueError:
             raise ApiError(-1100, f"Illegal characters found in parameter '{name}'; legal "
                                   "range is '^[0-9]{1,20}$'.") from None
+
+    def window(self, max_span_ms: int | None = None) -> Window:
+        """startTime/endTime; with `max_span_ms`, a longer span is -1127, as Binance says."""
+        window = Window(self.integer("startTime"), self.integer("endTime"))
+        start, end = window
+        if max_span_ms is not None and start is not None and end is not None \
+                and end - start > max_span_ms:
+            raise ApiError(-1127, f"More than {max_span_ms // 3_600_000} hours between "
+                                  "startTime and endTime.")
+        return window
 
     def check_decimals(self) -> None:
         """Binance refuses a decimal it would have to interpret: a sign, an exponent, a bare
@@ -477,12 +497,11 @@ class SimServer:
     def funding_rate(self, call: Call) -> list:
         """From startTime on (ascending), else the newest `limit`."""
         symbol = call.symbol(required=False)
-        start, end = call.integer("startTime"), call.integer("endTime")
+        window = call.window()
         limit = min(call.integer("limit", 100), 1000)
         rows = [f for f in self.venue.engine.fundings
-                if (symbol is None or f.symbol == symbol)
-                and (start is None or f.ts >= start) and (end is None or f.ts <= end)]
-        rows = rows[:limit] if start is not None else rows[-limit:]
+                if (symbol is None or f.symbol == symbol) and f.ts in window]
+        rows = rows[:limit] if window.start is not None else rows[-limit:]
         return [{"symbol": f.symbol, "fundingRate": f"{f.rate:.8f}", "fundingTime": f.ts,
                  "markPrice": wire.price_of(self.venue.specs[f.symbol], f.mark)}
                 for f in rows]
@@ -502,10 +521,9 @@ class SimServer:
     def agg_trades(self, call: Call) -> list:
         trades, spec = self._recent(call)
         from_id = call.integer("fromId")
-        start, end = call.integer("startTime"), call.integer("endTime")
+        window = call.window()
         selected = [t for t in trades
-                    if (from_id is None or t.trade_id >= from_id)
-                    and (start is None or t.ts >= start) and (end is None or t.ts <= end)]
+                    if (from_id is None or t.trade_id >= from_id) and t.ts in window]
         out = []
         for t in selected:
             data = wire.agg_trade(t, spec)
@@ -930,13 +948,10 @@ class SimServer:
         startTime..endTime (by creation time) when given."""
         symbol = call.symbol()
         from_id = call.integer("orderId")
-        start, end = call.integer("startTime"), call.integer("endTime")
-        if start is not None and end is not None and end - start > SPAN_7D_MS:
-            raise ApiError(-1127, "More than 168 hours between startTime and endTime.")
+        window = call.window(SPAN_7D_MS)
         limit = min(call.integer("limit", 500), 1000)
         orders = [o for o in self.venue.engine.orders.values() if o.symbol == symbol
-                  and (from_id is None or o.order_id >= from_id)
-                  and (start is None or o.time >= start) and (end is None or o.time <= end)]
+                  and (from_id is None or o.order_id >= from_id) and o.time in window]
         orders.sort(key=lambda o: o.order_id)
         orders = orders[:limit] if from_id is not None else orders[-limit:]
         return [wire.order_json(o, self.venue.specs[symbol]) for o in orders]
@@ -951,14 +966,11 @@ class SimServer:
 
     def user_trades(self, call: Call) -> list:
         symbol = call.symbol()
-        start, end = call.integer("startTime"), call.integer("endTime")
+        window = call.window(SPAN_7D_MS)
         from_id, order_id = call.integer("fromId"), call.integer("orderId")
-        if start is not None and end is not None and end - start > SPAN_7D_MS:
-            raise ApiError(-1127, "More than 168 hours between startTime and endTime.")
         limit = min(call.integer("limit", 500), 1000)
         spec = self.venue.specs[symbol]
-        fills = [f for f in self.venue.engine.fills if f.symbol == symbol
-                 and (start is None or f.ts >= start) and (end is None or f.ts <= end)
+        fills = [f for f in self.venue.engine.fills if f.symbol == symbol and f.ts in window
                  and (from_id is None or f.trade_id >= from_id)
                  and (order_id is None or f.order_id == order_id)]
         fills = fills[:limit] if from_id is not None else fills[-limit:]
@@ -974,12 +986,11 @@ class SimServer:
     def income(self, call: Call) -> list:
         symbol = call.symbol(required=False)
         kind = call.get("incomeType")
-        start, end = call.integer("startTime"), call.integer("endTime")
+        window = call.window()
         limit = min(call.integer("limit", 100), 1000)
         rows = [i for i in self.venue.engine.incomes
-                if (symbol is None or i.symbol == symbol) and (kind is None or
-                                                               i.income_type == kind)
-                and (start is None or i.ts >= start) and (end is None or i.ts <= end)]
+                if (symbol is None or i.symbol == symbol)
+                and (kind is None or i.income_type == kind) and i.ts in window]
         return [{"symbol": i.symbol, "incomeType": i.income_type,
                  "income": wire.money(i.income), "asset": i.asset, "info": i.info,
                  "time": i.ts, "tranId": i.tran_id,
