@@ -67,3 +67,24 @@ class SignedHttp:
 
     def post(self, path: str, **params):
         return self.http.post(path, params=params)
+
+
+def finish(proc, timeout: float = 30) -> tuple[bytes, bytes]:
+    """SIGTERM a command (if it still runs) and return the rest of its stdout and its stderr.
+
+    Unlike `communicate()`, which reads the raw pipes, this keeps the lines a test's
+    `proc.stdout.readline()` had already read ahead into the file's buffer."""
+    import signal
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    with ThreadPoolExecutor(2) as pool:  # both pipes at once: neither fills up and blocks it
+        out, err = pool.submit(proc.stdout.read), pool.submit(proc.stderr.read)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        return out.result(), err.result()

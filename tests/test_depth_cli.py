@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 
 from mmkit.lines import check_line
 from mmkit.recording import hftbacktest_messages
-from tests.simkit import serve
+from tests.simkit import finish, serve
 
 RECORDINGS = "market/binance_usdm_hftbacktest"
 
@@ -112,8 +111,7 @@ def test_record_then_replay_rebuilds_the_same_book(tmp_path):
             while len(lines) < 20 and time.monotonic() < deadline:
                 lines.append(orjson.loads(live.stdout.readline()))
         finally:
-            live.send_signal(signal.SIGTERM)
-            rest, stderr = live.communicate(timeout=20)
+            rest, stderr = finish(live)
     assert live.returncode == 0, stderr
     lines += json_lines(rest)
     assert len(lines) >= 20
@@ -156,8 +154,7 @@ def _stream_lines(args: list[str], count: int, action=None, timeout: float = 30)
                 break
             lines.append(orjson.loads(raw))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=20)
+        _, stderr = finish(proc)
     assert proc.returncode == 0, stderr
     return lines
 

@@ -20,7 +20,7 @@ from mmkit.sim.instruments import default_specs
 from mmkit.sim.market import SyntheticMarket
 from mmkit.sim.server import ServerThread
 from mmkit.sim.venue import Venue, VenueClock
-from tests.simkit import SignedHttp
+from tests.simkit import SignedHttp, finish
 
 TIGHT = ("strategy.model=fixed", "strategy.spreadTicks=2", "strategy.staticFraction=0",
          "strategy.refreshInterval=200")
@@ -121,8 +121,7 @@ def test_run_trades_until_sigterm_then_leaves_nothing(tmp_path, faults):
                 if lines[-1]["type"] == "fill":
                     break
         finally:
-            stop([proc])
-        rest, stderr = proc.communicate()
+            rest, stderr = finish(proc)
         assert proc.returncode == 0, stderr
         lines += [orjson.loads(line) for line in rest.splitlines()]
         assert any(line["type"] == "fill" for line in lines)

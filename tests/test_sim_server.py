@@ -180,6 +180,21 @@ def test_faults_are_injected_and_counted():
         assert 'mmkit_sim_faults_total{fault="lost_order_response"} 1.0' in metrics
 
 
+def test_a_client_that_hangs_up_mid_request_is_no_error(server, http, caplog):
+    """A bot stopped while its order is on the wire: the venue drops the half-sent request
+    quietly (it used to log a ClientDisconnect traceback) and serves the next one."""
+    import logging
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server.base_url)
+    with caplog.at_level(logging.ERROR), socket.create_connection((url.hostname, url.port)) as s:
+        s.sendall(b"POST /fapi/v1/order HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+                  b"Content-Type: application/x-www-form-urlencoded\r\n\r\nsymbol=ETH")
+    assert http.get("/fapi/v1/time").status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 def test_clock_skew_fault_moves_server_time():
     with serve(static_venue(faults=Faults(clock_skew_ms=30_000))) as server:
         http = SignedHttp(server.base_url)

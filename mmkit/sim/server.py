@@ -24,7 +24,7 @@ import orjson
 import uvicorn
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -205,7 +205,10 @@ class SimServer:
         if faults.delay_ms:
             self.venue.metrics.faults.labels("delay").inc()
             await asyncio.sleep(faults.delay_ms / 1000)
-        body = (await request.body()).decode("utf-8", "replace")
+        try:
+            body = (await request.body()).decode("utf-8", "replace")
+        except ClientDisconnect:  # the client gave up before sending it all: nothing to do
+            return Response(status_code=499)
         headers: dict[str, str] = {}
         try:
             if endpoint is None:
