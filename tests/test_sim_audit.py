@@ -118,6 +118,16 @@ def test_decimal_parameters_are_plain_digits_as_on_binance(http):
     assert first["code"] == -1100 and second["status"] == "NEW"
 
 
+def test_open_order_notional_is_the_same_in_account_and_position_risk(http):
+    order(http, price="2990.00", quantity="0.010")
+    order(http, side="SELL", price="3010.00", quantity="0.020")
+    account = http.signed("GET", "/fapi/v2/account").json()
+    row = next(p for p in account["positions"] if p["symbol"] == "ETHUSDC")
+    risk = http.signed("GET", "/fapi/v3/positionRisk", symbol="ETHUSDC").json()[0]
+    assert (row["bidNotional"], row["askNotional"]) == ("29.90000000", "60.20000000")
+    assert (risk["bidNotional"], risk["askNotional"]) == (row["bidNotional"], row["askNotional"])
+
+
 def test_leverage_bracket_of_one_symbol_is_an_object(http):
     one = http.signed("GET", "/fapi/v1/leverageBracket", symbol="ETHUSDC").json()
     assert one["symbol"] == "ETHUSDC" and one["brackets"][0]["bracket"] == 1

@@ -73,6 +73,7 @@ def test_order_lifecycle_and_queries(http):
     modified = http.signed("PUT", "/fapi/v1/order", symbol="ETHUSDC", orderId=placed["orderId"],
                            side="BUY", quantity="0.020", price="2991.00").json()
     assert modified["origQty"] == "0.020" and modified["price"] == "2991.00"
+    assert (modified["pair"], modified["cumBase"]) == ("ETHUSDC", "0.000")
     canceled = http.signed("DELETE", "/fapi/v1/order", symbol="ETHUSDC",
                            orderId=placed["orderId"]).json()
     assert canceled["status"] == "CANCELED"

@@ -608,13 +608,14 @@ class SimServer:
             "maintMargin": wire.money(pos_im / 4), "updateTime": position.update_time,
         }
         if version == 2:
+            bid, ask = self.venue.open_notional(symbol)
             row.update({"positionInitialMargin": wire.money(pos_im),
                         "openOrderInitialMargin": wire.money(engine.order_margin(symbol)),
                         "leverage": str(position.leverage), "isolated": False,
                         "entryPrice": wire.price_of(spec, position.entry_price),
                         "breakEvenPrice": wire.price_of(spec, position.break_even_price),
                         "maxNotional": _max_notional(symbol, position.leverage),
-                        "bidNotional": "0", "askNotional": "0"})
+                        "bidNotional": bid, "askNotional": ask})
         return row
 
     def balance(self, call: Call) -> list:
@@ -888,7 +889,8 @@ class SimServer:
                                             spec.to_steps(quantity), spec.to_ticks(price),
                                             order.order_id)
         venue.dispatch(events)
-        return wire.order_json(order, spec)
+        answer = wire.order_json(order, spec)  # a modify also says the pair and the base filled
+        return {**answer, "pair": order.symbol, "cumBase": answer["executedQty"]}
 
     def _batch(self, call: Call, name: str, limit: int) -> list:
         raw = call.need(name)
