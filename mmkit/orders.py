@@ -443,11 +443,12 @@ class OrderManager:
 
     def on_fill(self, fill: OwnFill) -> None:
         self.counters.fills += 1
-        order = self.orders.get(fill.client_order_id)
-        if order is not None:
+        order = self.orders.get(fill.client_order_id) or next(
+            (o for o in self.orders.values() if o.order_id == fill.order_id), None)
+        if order is not None:  # a fill recovered from userTrades may not name its client id
             order.executed = min(order.qty, order.executed + fill.qty)
             if order.executed >= order.qty:
-                del self.orders[fill.client_order_id]
+                del self.orders[order.client_order_id]
 
     def _apply_status(self, order: Order, response: dict[str, Any]) -> None:
         executed = response.get("executedQty")

@@ -155,14 +155,16 @@ class Runner:
         as `fill` lines with source `reconcile`; the journal counts a repeat once."""
         from mmkit.binance.userdata import fill_from_user_trade
         from mmkit.journal import recovery_start_ms
+        from mmkit.userstream import with_client_ids
 
         if self.journal_path is None:
             return
         since = recovery_start_ms(self.journal_path, self.symbol)
         if since is None:
             return
-        for trade in await self.client.user_trades_since(self.symbol, since):
-            self.emit(fill_from_user_trade(trade))
+        trades = await self.client.user_trades_since(self.symbol, since)
+        for fill in await with_client_ids(self.client, [fill_from_user_trade(t) for t in trades]):
+            self.emit(fill)
 
     async def run(self, duration_s: float | None = None) -> None:
         """Until `duration_s` (venue seconds in lockstep, else wall), a failed task, or in

@@ -41,6 +41,7 @@ class UserStreamApi(Protocol):
     async def positions(self, symbol: str) -> list[dict[str, Any]]: ...
     async def server_time(self) -> int: ...
     async def user_trades_since(self, symbol: str, start_time: int) -> list[dict[str, Any]]: ...
+    async def query_order(self, symbol: str, *, order_id: int) -> dict[str, Any]: ...
 
 
 class UserStream:
@@ -183,10 +184,9 @@ class UserStream:
             since = self._last_fill_ms.get(symbol, now if self._opened_ms is None
                                            else self._opened_ms)
             trades = await self.api.user_trades_since(symbol, since)
-            for trade in sorted(trades, key=lambda t: (t["time"], t["id"])):
-                fill = fill_from_user_trade(trade)
-                if self._keep(fill):
-                    lines.append(fill)
+            fills = [fill_from_user_trade(t) for t in sorted(trades,
+                                                             key=lambda t: (t["time"], t["id"]))]
+            lines += await with_client_ids(self.api, [f for f in fills if self._keep(f)])
             lines += [order_line_from_rest(o, now) for o in await self.api.open_orders(symbol)]
             lines += [position_line_from_rest(p, now) for p in await self.api.positions(symbol)]
         return lines
@@ -201,6 +201,26 @@ class UserStream:
                     self._key_expired.set()
                     return
                 log.warning("listen key keepalive failed: %s", exc)
+
+
+async def with_client_ids(api: UserStreamApi, fills: list[Line]) -> list[Line]:
+    """Recovered fills with the client order id a streamed fill carries (a `userTrades` row
+    has none, so an order manager could not tell which of its orders filled): the venue is
+    asked once per order. A fill whose order it cannot say now keeps "" rather than be lost."""
+    client_ids: dict[int, str] = {}
+    for fill in fills:
+        order_id = fill["orderId"]
+        if fill["clientOrderId"] or order_id in client_ids:
+            continue
+        client_ids[order_id] = ""
+        try:
+            order = await api.query_order(fill["symbol"], order_id=order_id)
+        except (VenueError, NetworkError) as exc:
+            log.warning("fill_order_unknown order_id=%d: %s", order_id, exc)
+            continue
+        client_ids[order_id] = order.get("clientOrderId", "")
+    return [{**fill, "clientOrderId": fill["clientOrderId"] or client_ids[fill["orderId"]]}
+            for fill in fills]
 
 
 def order_line_from_rest(order: dict[str, Any], ts: int) -> Line:

@@ -248,7 +248,8 @@ def test_silence_gives_stale_lines_and_the_feed_resumes_after_it():
 
 def test_a_fill_before_the_stream_connects_is_recovered_once():
     """`since_ms`: the account was read at that time, an order filled before the user stream's
-    socket was open; its first connection reconciles, so the fill is there, once."""
+    socket was open; its first connection reconciles, so the fill is there, once, naming its
+    order's client id as a streamed fill does."""
     venue = static_venue(step=True)
 
     async def body():
@@ -257,7 +258,8 @@ def test_a_fill_before_the_stream_connects_is_recovered_once():
                                   Credentials(SIM_API_KEY, SIM_API_SECRET)) as rest:
                 since = await rest.server_time()
                 await rest.place_order(symbol=SYMBOL, side="BUY", type="MARKET",
-                                       quantity="0.010")  # nobody listens yet
+                                       quantity="0.010",
+                                       newClientOrderId="early-1")  # nobody listens yet
                 stream = UserStream(rest, server.ws_url, [SYMBOL], since_ms=since)
                 async with collected(stream) as lines:
                     await until(lambda: any(x["type"] == "position" for x in lines))
@@ -268,5 +270,7 @@ def test_a_fill_before_the_stream_connects_is_recovered_once():
         fills = [line for line in lines if line["type"] == "fill"]
         assert [f["side"] for f in fills] == ["BUY", "SELL"]
         assert fills[0]["source"] != "stream"
+        # userTrades names no client order id: the venue was asked, as an order manager needs it
+        assert fills[0]["clientOrderId"] == "early-1"
 
     asyncio.run(body())

@@ -257,6 +257,20 @@ def test_cancel_of_an_order_already_gone_frees_the_slot():
     assert m.orders == {}
 
 
+def test_a_fill_without_a_client_id_is_matched_by_the_venues_order_id():
+    """A fill recovered from userTrades whose order the venue could not show: the order it
+    filled is still found (by orderId), so it is not modified as if it rested."""
+    from decimal import Decimal
+
+    from mmkit.model import OwnFill
+
+    m = manager()
+    ack(m, m.diff([bid(), ask()], 0))  # orderIds 100 and 101
+    m.on_fill(OwnFill("ETHUSDC", 5, 1, 100, "", "BUY", BID, SIZE, True, Decimal(0), "USDC",
+                      Decimal(0)))
+    assert [o.tag for o in m.orders.values()] == ["a0"]
+
+
 def test_client_ids_are_short_unique_and_recognised():
     ids = ClientIds.for_run("mm", 1_795_593_672_899, salt=4242)
     seen = {ids.next() for _ in range(100_000)}
