@@ -88,3 +88,18 @@ def finish(proc, timeout: float = 30) -> tuple[bytes, bytes]:
             proc.kill()
             raise
         return out.result(), err.result()
+
+
+def until_streaming(venue: Venue, proc, *, user: bool = False, timeout: float = 30) -> None:
+    """Until the command `proc` has a stream open on `venue` (a user-data stream with `user`):
+    past its start-up, so a signal or an order sent now meets a running command, however
+    slowly the machine started it."""
+    import time
+
+    before = {id(s) for s in list(venue.subscribers)}
+    deadline = time.monotonic() + timeout
+    while not any(id(s) not in before and (s.listen_keys if user else s.streams)
+                  for s in list(venue.subscribers)):
+        assert proc.poll() is None, "the command ended before it streamed"
+        assert time.monotonic() < deadline, f"no stream opened in {timeout} s"
+        time.sleep(0.05)

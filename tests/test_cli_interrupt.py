@@ -7,9 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+
+from tests.simkit import until_streaming
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
@@ -20,7 +21,7 @@ def test_a_stream_stopped_by_a_signal(server, tmp_path, sig, code):
                              server.base_url, "--ws-url", ws, "trades", "ETHUSDC"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                             cwd=tmp_path)
-    time.sleep(1.5)  # started and streaming
+    until_streaming(server.venue, proc)  # started, its signal handlers in place
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import orjson
@@ -16,7 +17,7 @@ import pytest
 
 from mmkit.lines import check_line
 from mmkit.recording import hftbacktest_messages
-from tests.simkit import finish, serve
+from tests.simkit import finish, serve, until_streaming
 
 RECORDINGS = "market/binance_usdm_hftbacktest"
 
@@ -136,24 +137,28 @@ def _synthetic_venue():
     return Venue(specs, iter(SyntheticMarket(specs["ETHUSDC"], seed=5)))
 
 
-def _stream_lines(args: list[str], count: int, action=None, timeout: float = 30) -> list[dict]:
-    """Start a streaming command, run `action` once it is up, read `count` lines, SIGTERM it;
-    it must exit 0."""
+def _stream_lines(sim, args: list[str], count: int, action=None, timeout: float = 30,
+                  user: bool = False) -> list[dict]:
+    """Start a streaming command on `sim`, run `action` once its stream is open, read `count`
+    lines (at most `timeout` s: then it is stopped), SIGTERM it; it must exit 0."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MM_", "MMKIT_"))}
-    proc = subprocess.Popen([sys.executable, "-m", "mmkit", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "mmkit", "--venue", "sim", "--base-url",
+                             sim.base_url, "--ws-url", sim.ws_url, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     lines = []
+    too_long = threading.Timer(timeout, proc.terminate)  # a read never waits past it
+    too_long.start()
     try:
         if action is not None:
-            time.sleep(1.5)
+            until_streaming(sim.venue, proc, user=user, timeout=timeout)
             action()
-        deadline = time.monotonic() + timeout
-        while len(lines) < count and time.monotonic() < deadline:
+        while len(lines) < count:
             raw = proc.stdout.readline()
             if not raw:
                 break
             lines.append(orjson.loads(raw))
     finally:
+        too_long.cancel()
         _, stderr = finish(proc)
     assert proc.returncode == 0, stderr
     return lines
@@ -161,8 +166,7 @@ def _stream_lines(args: list[str], count: int, action=None, timeout: float = 30)
 
 def test_live_trades_from_the_simulator():
     with serve(_synthetic_venue()) as sim:
-        lines = _stream_lines(["--venue", "sim", "--base-url", sim.base_url, "--ws-url",
-                               sim.ws_url, "trades", "ETHUSDC"], 3)
+        lines = _stream_lines(sim, ["trades", "ETHUSDC"], 3)
     assert len(lines) == 3
     assert all(line["type"] == "trade" and check_line(line) == [] for line in lines)
 
@@ -176,9 +180,8 @@ def test_userstream_shows_an_order_and_its_fill(raw):
             SignedHttp(sim.base_url).signed("POST", "/fapi/v1/order", symbol="ETHUSDC",
                                             side="BUY", type="MARKET", quantity="0.010")
 
-        args = ["--venue", "sim", "--base-url", sim.base_url, "--ws-url", sim.ws_url,
-                "userstream", *(["--raw"] if raw else [])]
-        lines = _stream_lines(args, 3 if raw else 5, action=buy)
+        args = ["userstream", *(["--raw"] if raw else [])]
+        lines = _stream_lines(sim, args, 3 if raw else 5, action=buy, user=True)
     if raw:
         assert {line["e"] for line in lines} >= {"ORDER_TRADE_UPDATE"}
     else:

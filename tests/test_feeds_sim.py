@@ -184,7 +184,7 @@ def test_expired_listen_key_is_recreated_and_no_fill_is_lost():
                                            quantity="0.010")
 
                 async with collected(stream) as lines:
-                    await asyncio.sleep(0.3)  # the stream is connected
+                    await until(lambda: any(s.listen_keys for s in venue.subscribers))
                     await market_buy()
                     await until(lambda: len(fill_sides(lines)) >= 1)
                     await http.post("/_sim/step", params={"ms": 61_000})  # the key expires
@@ -218,7 +218,7 @@ def test_a_reconnect_recovers_missed_fills_not_older_history():
                 await http.post("/_sim/step", params={"ms": 1000})
                 stream = UserStream(rest, server.ws_url, [SYMBOL])
                 async with collected(stream) as lines:
-                    await asyncio.sleep(0.3)  # the stream is connected
+                    await until(lambda: any(s.listen_keys for s in venue.subscribers))
                     await http.post("/_sim/step", params={"ms": 61_000})  # the key expires
                     await rest.place_order(symbol=SYMBOL, side="SELL", type="MARKET",
                                            quantity="0.010")  # while between keys

@@ -25,9 +25,9 @@ from binance_sdk_derivatives_trading_usds_futures.rest_api.models import (  # no
 
 
 @pytest.fixture(scope="module")
-def venue_urls():
+def sim():
     with serve() as server:
-        yield server.base_url, server.ws_url
+        yield server
 
 
 def client(base_url: str, ws_url: str) -> DerivativesTradingUsdsFutures:
@@ -38,8 +38,8 @@ def client(base_url: str, ws_url: str) -> DerivativesTradingUsdsFutures:
     )
 
 
-def test_official_sdk_reads_places_cancels_and_fills(venue_urls):
-    api = client(*venue_urls).rest_api
+def test_official_sdk_reads_places_cancels_and_fills(sim):
+    api = client(sim.base_url, sim.ws_url).rest_api
     info = api.exchange_information().data()
     eth = next(s for s in info.symbols if s.symbol == "ETHUSDC")
     assert eth.margin_asset == "USDC"
@@ -68,16 +68,19 @@ def test_official_sdk_reads_places_cancels_and_fills(venue_urls):
     assert filled.status == "FILLED" and filled.executed_qty == "0.010"
 
 
-def test_official_sdk_receives_the_fill_on_the_user_stream(venue_urls):
+def test_official_sdk_receives_the_fill_on_the_user_stream(sim):
     async def scenario():
-        futures = client(*venue_urls)
+        futures = client(sim.base_url, sim.ws_url)
         api = futures.rest_api
         listen_key = api.start_user_data_stream().data().listen_key
         streams = await futures.websocket_streams.create_connection()
         events = []
         stream = await streams.user_data(listen_key)
         stream.on("message", events.append)
-        await asyncio.sleep(0.3)
+        for _ in range(300):  # until the venue has the key's subscription
+            if any(listen_key in s.listen_keys for s in sim.venue.subscribers):
+                break
+            await asyncio.sleep(0.05)
         await asyncio.to_thread(
             api.new_order, symbol="ETHUSDC", side=NewOrderSideEnum.SELL,
             type=NewOrderTypeEnum.LIMIT, time_in_force=NewOrderTimeInForceEnum.IOC,
