@@ -235,6 +235,10 @@ class _Book:
         self.countdown_deadline = 0
         self.gtd_deadline = 0  # the earliest goodTillDate among resting orders (0: none)
         self.last_trade_id = 0
+        # per side, Σ price ticks × leaves of our resting orders that are not reduce-only: their
+        # margin while the position does not reduce on that side (kept as orders rest, fill
+        # and leave, so a margin check does not walk every open order)
+        self.growing_ticks = {BUY: 0, SELL: 0}
 
     def ours(self, side: str, price: int) -> int:
         return sum(o.orig_qty - o.executed_qty for o in self.orders[side].get(price, ()))
@@ -690,6 +694,8 @@ class Engine:
         order.queue_ahead = float(levels.get(order.price, 0))
         queue = book.orders[order.side].setdefault(order.price, [])
         queue.append(order)
+        if not order.reduce_only:
+            book.growing_ticks[order.side] += order.price * (order.orig_qty - order.executed_qty)
         if order.good_till_date and (not book.gtd_deadline
                                      or order.good_till_date < book.gtd_deadline):
             book.gtd_deadline = order.good_till_date
@@ -729,6 +735,9 @@ class Engine:
             queue.remove(order)
             if not queue:
                 del book.orders[order.side][order.price]
+            if not order.reduce_only:
+                book.growing_ticks[order.side] -= order.price * (order.orig_qty -
+                                                                 order.executed_qty)
 
     def _execute(self, book: _Book, order: Order, price: int, qty: int, *, maker: bool,
                  ts: int) -> list[EngineEvent]:
@@ -741,6 +750,8 @@ class Engine:
         position = self.positions[order.symbol]
         realized = self._update_position(position, spec, order.side, price, qty, commission, ts)
         order.executed_qty += qty
+        if maker and not order.reduce_only:  # a resting order: its leaves shrink
+            book.growing_ticks[order.side] -= order.price * qty
         order.cum_quote += quote
         order.status = "FILLED" if order.executed_qty == order.orig_qty else "PARTIALLY_FILLED"
         order.update_time = ts
@@ -972,10 +983,17 @@ class Engine:
         tick, step = book.spec.tick_size, book.spec.step_size
         result = Decimal(0)
         for side in (BUY, SELL):
-            mine = [o for q in book.orders[side].values() for o in q if not o.reduce_only]
-            if extra is not None and extra.side == side and not extra.reduce_only:
-                mine.append(extra)
+            extra_here = extra is not None and extra.side == side and not extra.reduce_only
             closable = abs(position.amount) if _reduces(position.amount, side) else 0
+            if not closable and not (extra_here and not extra.price):  # the common case
+                ticks = book.growing_ticks[side]
+                if extra_here:
+                    ticks += extra.price * (extra.orig_qty - extra.executed_qty)
+                result = max(result, ticks * tick * step / position.leverage)
+                continue
+            mine = [o for q in book.orders[side].values() for o in q if not o.reduce_only]
+            if extra_here:
+                mine.append(extra)
             if closable:  # the oldest orders close the position first: order matters
                 mine.sort(key=lambda o: o.order_id)
             notional_ticks = 0  # Σ price ticks × counted steps, exact in integers
