@@ -45,8 +45,9 @@ The two engines do not make the same fills (hftbacktest's strategy sees the book
 both sides did matching work, not as a comparison. On the mmkit side most fills come from
 trade prints: the recording's trades arrive before the diff that removes the levels they took,
 so a slot re-placed at the (stale) touch during a sweep is filled again by the sweep's next
-print. With resting orders mmkit's cost is mostly `Engine.place` (margin and open-order checks
-that walk every open order).
+print. With resting orders mmkit's cost is mostly `Engine.place`: the margin check keeps a
+running sum per side, but walks the orders of the side that would reduce a position, and the
+duplicate-id and open-order-count checks walk every open order.
 
 2. Order round trips over loopback REST
 ---------------------------------------
