@@ -239,9 +239,12 @@ def test_silence_gives_stale_lines_and_the_feed_resumes_after_it():
         await asyncio.sleep(0.7)
         assert [line["stale"] for line in h.lines[-2:]] == [True, True]
         assert not h.task.done()  # a timed-out wait must not end the stream
+        silent = len(h.lines)
         await h.step(times=5)
         h.assert_book_equals(await h.synced_with_venue())
-        assert h.lines[-1]["stale"] is False
+        # fresh lines again (on a loaded machine 200 ms can pass between two steps, so a
+        # stale line may come after them too)
+        assert any(line["stale"] is False for line in h.lines[silent:])
 
     asyncio.run(with_harness(synthetic_step_venue(seed=5), body))
 
