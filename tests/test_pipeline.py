@@ -49,6 +49,22 @@ def stop(procs, timeout: float = 30) -> None:
         proc.wait(timeout=timeout)
 
 
+def kill_while_quoting(proc, http, timeout: float = 30) -> None:
+    """SIGKILL a run at a moment its orders rest on the venue. It is stopped (SIGSTOP) to look,
+    so it cannot cancel meanwhile; a run may have pulled its quotes for a moment (a shock
+    pause, a fill being replaced), so it goes on until it has some."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, "the run ended"
+        proc.send_signal(signal.SIGSTOP)
+        if http.signed("GET", "/fapi/v1/openOrders", symbol="ETHUSDC").json():
+            proc.kill()
+            return
+        proc.send_signal(signal.SIGCONT)
+        assert time.monotonic() < deadline, f"no order rested in {timeout} s"
+        time.sleep(0.1)
+
+
 def after_the_run(sim, out_lines: list[dict]) -> None:
     """Nothing of ours rests, and the fill lines are exactly the venue's fills."""
     from mmkit.sim.venue import Faults
@@ -191,14 +207,10 @@ def test_sigkill_then_restart_resumes_without_duplicate_orders(tmp_path):
         http = SignedHttp(sim.base_url)
         args = [sys.executable, "-m", "mmkit", "--config", str(config), *venue_args(sim),
                 "run", "--lines", "--metrics", "off"]
-        first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env(),
-                                 cwd=tmp_path)
+        first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 env=env(), cwd=tmp_path)
         try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                raw = first.stdout.readline()
-                if not raw or orjson.loads(raw)["type"] == "order_ack":
-                    break
+            kill_while_quoting(first, http)
         finally:
             first.kill()
             first.wait()
