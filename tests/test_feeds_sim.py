@@ -168,36 +168,46 @@ def fill_sides(lines: list[dict]) -> list[str]:
     return [line["side"] for line in lines if line["type"] == "fill"]
 
 
-def test_expired_listen_key_is_recreated_and_no_fill_is_lost():
+@contextlib.asynccontextmanager
+async def account(listen_key_ttl_s: float | None = None):
+    """A static step-mode venue on loopback (listen keys expiring after `listen_key_ttl_s`
+    venue seconds when given), a signed client for it and a bare one for its /_sim endpoints."""
     venue = static_venue(step=True)
-    venue.faults.listen_key_ttl_s = 60
+    if listen_key_ttl_s is not None:
+        venue.faults.listen_key_ttl_s = listen_key_ttl_s
+    with ServerThread(venue, "127.0.0.1", 0) as server:
+        async with RestClient(server.base_url, Credentials(SIM_API_KEY, SIM_API_SECRET)) as rest, \
+                httpx.AsyncClient(base_url=server.base_url) as http:
+            yield server, rest, http
 
+
+async def user_stream_open(venue: Venue) -> None:
+    await until(lambda: any(s.listen_keys for s in venue.subscribers))
+
+
+def test_expired_listen_key_is_recreated_and_no_fill_is_lost():
     async def body():
-        with ServerThread(venue, "127.0.0.1", 0) as server:
-            http = httpx.AsyncClient(base_url=server.base_url)
-            async with RestClient(server.base_url,
-                                  Credentials(SIM_API_KEY, SIM_API_SECRET)) as rest:
-                stream = UserStream(rest, server.ws_url, [SYMBOL])
+        async with account(listen_key_ttl_s=60) as (server, rest, http):
+            stream = UserStream(rest, server.ws_url, [SYMBOL])
 
-                async def market_buy(side="BUY"):
-                    await rest.place_order(symbol=SYMBOL, side=side, type="MARKET",
-                                           quantity="0.010")
+            async def market_buy(side="BUY"):
+                await rest.place_order(symbol=SYMBOL, side=side, type="MARKET",
+                                       quantity="0.010")
 
-                async with collected(stream) as lines:
-                    await until(lambda: any(s.listen_keys for s in venue.subscribers))
-                    await market_buy()
-                    await until(lambda: len(fill_sides(lines)) >= 1)
-                    await http.post("/_sim/step", params={"ms": 61_000})  # the key expires
-                    await market_buy("SELL")  # while the stream is between keys
-                    await until(lambda: stream.key_renewals >= 1)
-                    await market_buy()
-                    await until(lambda: len(fill_sides(lines)) >= 3)
-                    await asyncio.sleep(0.2)
-                    truth = (await http.get("/_sim/fills")).json()
-                await http.aclose()
-                seen = [line["tradeId"] for line in lines if line["type"] == "fill"]
-                assert sorted(seen) == sorted(f["tradeId"] for f in truth)
-                assert len(seen) == len(set(seen)) == 3
+            async with collected(stream) as lines:
+                await user_stream_open(server.venue)
+                await market_buy()
+                await until(lambda: len(fill_sides(lines)) >= 1)
+                await http.post("/_sim/step", params={"ms": 61_000})  # the key expires
+                await market_buy("SELL")  # while the stream is between keys
+                await until(lambda: stream.key_renewals >= 1)
+                await market_buy()
+                await until(lambda: len(fill_sides(lines)) >= 3)
+                await asyncio.sleep(0.2)
+                truth = (await http.get("/_sim/fills")).json()
+        seen = [line["tradeId"] for line in lines if line["type"] == "fill"]
+        assert sorted(seen) == sorted(f["tradeId"] for f in truth)
+        assert len(seen) == len(set(seen)) == 3
 
     asyncio.run(body())
 
@@ -205,26 +215,19 @@ def test_expired_listen_key_is_recreated_and_no_fill_is_lost():
 def test_a_reconnect_recovers_missed_fills_not_older_history():
     """A stream started with no account read (`mmkit userstream`) reconciles after a reconnect
     from when it first opened: a fill from before it opened is history, not a missed fill."""
-    venue = static_venue(step=True)
-    venue.faults.listen_key_ttl_s = 60
-
     async def body():
-        with ServerThread(venue, "127.0.0.1", 0) as server:
-            http = httpx.AsyncClient(base_url=server.base_url)
-            async with RestClient(server.base_url,
-                                  Credentials(SIM_API_KEY, SIM_API_SECRET)) as rest:
-                await rest.place_order(symbol=SYMBOL, side="BUY", type="MARKET",
-                                       quantity="0.010")  # before the stream: history
-                await http.post("/_sim/step", params={"ms": 1000})
-                stream = UserStream(rest, server.ws_url, [SYMBOL])
-                async with collected(stream) as lines:
-                    await until(lambda: any(s.listen_keys for s in venue.subscribers))
-                    await http.post("/_sim/step", params={"ms": 61_000})  # the key expires
-                    await rest.place_order(symbol=SYMBOL, side="SELL", type="MARKET",
-                                           quantity="0.010")  # while between keys
-                    await until(lambda: stream.key_renewals and fill_sides(lines))
-                    await asyncio.sleep(0.2)
-                await http.aclose()
+        async with account(listen_key_ttl_s=60) as (server, rest, http):
+            await rest.place_order(symbol=SYMBOL, side="BUY", type="MARKET",
+                                   quantity="0.010")  # before the stream: history
+            await http.post("/_sim/step", params={"ms": 1000})
+            stream = UserStream(rest, server.ws_url, [SYMBOL])
+            async with collected(stream) as lines:
+                await user_stream_open(server.venue)
+                await http.post("/_sim/step", params={"ms": 61_000})  # the key expires
+                await rest.place_order(symbol=SYMBOL, side="SELL", type="MARKET",
+                                       quantity="0.010")  # while between keys
+                await until(lambda: stream.key_renewals and fill_sides(lines))
+                await asyncio.sleep(0.2)
         assert stream.key_renewals >= 1
         assert fill_sides(lines) == ["SELL"]
 
@@ -253,23 +256,18 @@ def test_a_fill_before_the_stream_connects_is_recovered_once():
     """`since_ms`: the account was read at that time, an order filled before the user stream's
     socket was open; its first connection reconciles, so the fill is there, once, naming its
     order's client id as a streamed fill does."""
-    venue = static_venue(step=True)
-
     async def body():
-        with ServerThread(venue, "127.0.0.1", 0) as server:
-            async with RestClient(server.base_url,
-                                  Credentials(SIM_API_KEY, SIM_API_SECRET)) as rest:
-                since = await rest.server_time()
-                await rest.place_order(symbol=SYMBOL, side="BUY", type="MARKET",
-                                       quantity="0.010",
-                                       newClientOrderId="early-1")  # nobody listens yet
-                stream = UserStream(rest, server.ws_url, [SYMBOL], since_ms=since)
-                async with collected(stream) as lines:
-                    await until(lambda: any(x["type"] == "position" for x in lines))
-                    await rest.place_order(symbol=SYMBOL, side="SELL", type="MARKET",
-                                           quantity="0.010")  # on the stream
-                    await until(lambda: len(fill_sides(lines)) >= 2)
-                    await asyncio.sleep(0.2)
+        async with account() as (server, rest, _):
+            since = await rest.server_time()
+            await rest.place_order(symbol=SYMBOL, side="BUY", type="MARKET", quantity="0.010",
+                                   newClientOrderId="early-1")  # nobody listens yet
+            stream = UserStream(rest, server.ws_url, [SYMBOL], since_ms=since)
+            async with collected(stream) as lines:
+                await until(lambda: any(x["type"] == "position" for x in lines))
+                await rest.place_order(symbol=SYMBOL, side="SELL", type="MARKET",
+                                       quantity="0.010")  # on the stream
+                await until(lambda: len(fill_sides(lines)) >= 2)
+                await asyncio.sleep(0.2)
         fills = [line for line in lines if line["type"] == "fill"]
         assert [f["side"] for f in fills] == ["BUY", "SELL"]
         assert fills[0]["source"] != "stream"
